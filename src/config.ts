@@ -168,7 +168,8 @@ export function resolveRunConfig(args: string[], env: Env): RunConfig {
 
   const agentId = str("agent-id");
   if (agentId === undefined) throw new UsageError("missing required flag --agent-id");
-  if (!agentId.trim() || agentId.length > 200 || /[\x00-\x1f]/.test(agentId)) {
+  // deno-lint-ignore no-control-regex
+  if (!agentId.trim() || agentId.length > 200 || /[\x00-\x1f\x7f]/.test(agentId)) {
     throw new UsageError(`--agent-id "${agentId}" must be 1 to 200 printable characters`);
   }
   const provider = oneOf(str("provider") ?? "claude", PROVIDERS, "--provider");

@@ -250,7 +250,8 @@ export function configureLogging(options: LoggingOptions): LoggingHandle {
     Deno.mkdirSync(options.logDir, { recursive: true, mode: 0o700 });
     fileSink = getRotatingFileSink(logFile, {
       maxSize: options.maxBytes ?? 10 * 1024 * 1024,
-      maxFiles: options.maxFiles ?? 5,
+      // LogTape counts rotated files only; ours counts the live one too.
+      maxFiles: Math.max(1, (options.maxFiles ?? 5) - 1),
       bufferSize: 0,
       formatter: (record) => format(entryOf(record)),
     });

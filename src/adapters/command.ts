@@ -1,0 +1,203 @@
+/**
+ * The `command` provider: runs any program that speaks JSON lines (docs/providers/command.md).
+ *
+ * Each delivered message is written to the program's stdin as one JSON line (the relay
+ * {@linkcode Message}). The program writes JSON lines on stdout:
+ *
+ * - `{"type":"response","text":"...","replyTo":123}`: the turn's answer (`replyTo` optional);
+ * - `{"type":"status","status":"busy"|"idle"|"error"}`: its own status;
+ * - `{"type":"step","kind":"tool_use","text":"..."}`: a tool or reasoning step for the mirror;
+ * - any other line (plain text, or JSON of another shape): response text.
+ *
+ * A turn starts when messages are delivered and ends with the first response, unless the program
+ * has reported a status of its own: from then on the turn ends when it says `idle` (or `error`).
+ * stderr goes to the log. `interrupt()` sends SIGINT; `stop()` closes stdin, then SIGTERM, then
+ * SIGKILL.
+ *
+ * @module
+ */
+import type { Message } from "../types.ts";
+import { readLines } from "../line_reader.ts";
+import type { AdapterContext, AdapterEvents, AdapterFactory, ProviderAdapter } from "./adapter.ts";
+
+const STATUSES = new Set(["busy", "idle", "error"]);
+
+class CommandAdapter implements ProviderAdapter {
+  #child: Deno.ChildProcess | undefined;
+  #stdin: WritableStreamDefaultWriter<Uint8Array> | undefined;
+  #stopping = false;
+  #selfReported = false;
+  #inTurn = false;
+  #done: Promise<void> = Promise.resolve();
+  readonly #encoder = new TextEncoder();
+
+  constructor(readonly context: AdapterContext, readonly events: AdapterEvents) {}
+
+  get pid(): number | undefined {
+    return this.#child?.pid;
+  }
+
+  start(): Promise<void> {
+    const [program, ...args] = this.context.args;
+    if (!program) return Promise.reject(new Error("The command provider needs a program to run"));
+    this.#stopping = false;
+    this.#selfReported = false;
+    this.#inTurn = false;
+    const child = this.context.spawn(program, {
+      args,
+      cwd: this.context.cwd,
+      env: this.context.env,
+      stdin: "piped",
+      stdout: "piped",
+      stderr: "piped",
+    });
+    this.#child = child;
+    this.#stdin = child.stdin.getWriter();
+    const stdout = this.#readStdout(child.stdout);
+    const stderr = this.#readStderr(child.stderr);
+    this.#done = (async () => {
+      const status = await child.status;
+      await Promise.allSettled([stdout, stderr]);
+      this.#child = undefined;
+      const stdin = this.#stdin;
+      this.#stdin = undefined;
+      await stdin?.close().catch(() => stdin.abort().catch(() => {}));
+      if (this.#inTurn) this.#endTurn(false, `the program exited with code ${status.code}`);
+      this.events.exit({ code: status.code, signal: status.signal, expected: this.#stopping });
+    })();
+    this.events.status("idle");
+    return Promise.resolve();
+  }
+
+  async deliver(messages: Message[]): Promise<void> {
+    const stdin = this.#stdin;
+    if (!stdin || !this.#child) throw new Error("The command provider is not running");
+    const text = messages.map((m) => JSON.stringify(m) + "\n").join("");
+    this.#inTurn = true;
+    if (!this.#selfReported) this.events.status("busy");
+    try {
+      await stdin.write(this.#encoder.encode(text));
+    } catch (error) {
+      this.#inTurn = false;
+      if (!this.#selfReported) this.events.status("idle");
+      throw new Error(
+        `Writing to the program's stdin failed: ${error instanceof Error ? error.message : error}`,
+      );
+    }
+    this.events.event({ type: "consumed", messageIds: messages.map((m) => m.id) }, Date.now());
+  }
+
+  interrupt(): Promise<void> {
+    try {
+      this.#child?.kill("SIGINT");
+    } catch {
+      // Already gone.
+    }
+    return Promise.resolve();
+  }
+
+  async stop(options: { timeoutMs?: number } = {}): Promise<void> {
+    const child = this.#child;
+    if (!child) return;
+    this.#stopping = true;
+    const timeoutMs = options.timeoutMs ?? 5_000;
+    const stdin = this.#stdin;
+    this.#stdin = undefined;
+    await stdin?.close().catch(() => stdin.abort().catch(() => {}));
+    if (!(await this.#exitsWithin(timeoutMs / 2))) {
+      this.#signal(child, "SIGTERM");
+      if (!(await this.#exitsWithin(timeoutMs / 2))) this.#signal(child, "SIGKILL");
+    }
+    await this.#done;
+  }
+
+  #signal(child: Deno.ChildProcess, signal: Deno.Signal): void {
+    try {
+      child.kill(signal);
+    } catch {
+      // Already gone.
+    }
+  }
+
+  async #exitsWithin(ms: number): Promise<boolean> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<false>((resolve) => {
+      timer = setTimeout(() => resolve(false), ms);
+    });
+    try {
+      return await Promise.race([this.#done.then(() => true), timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  #endTurn(ok: boolean, error?: string): void {
+    if (!this.#inTurn) return;
+    this.#inTurn = false;
+    this.events.event({ type: "turn-end", ok, ...(error ? { error } : {}) }, Date.now());
+  }
+
+  #onLine(line: string): void {
+    if (line.trim() === "") return;
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(line);
+    } catch {
+      parsed = undefined;
+    }
+    const record = typeof parsed === "object" && parsed !== null && !Array.isArray(parsed)
+      ? parsed as Record<string, unknown>
+      : undefined;
+    const now = Date.now();
+    if (record?.["type"] === "status" && STATUSES.has(String(record["status"]))) {
+      const status = String(record["status"]) as "busy" | "idle" | "error";
+      this.#selfReported = true;
+      if (status === "busy") this.#inTurn = true;
+      if (status === "idle") this.#endTurn(true);
+      if (status === "error") this.#endTurn(false, "the program reported an error");
+      this.events.status(status);
+      return;
+    }
+    if (record?.["type"] === "step" && typeof record["text"] === "string") {
+      const kind = typeof record["kind"] === "string" ? record["kind"] : "step";
+      this.events.event({ type: "step", kind, text: record["text"] }, now);
+      return;
+    }
+    let text = line;
+    let replyTo: number | undefined;
+    if (record?.["type"] === "response" && typeof record["text"] === "string") {
+      text = record["text"];
+      if (Number.isSafeInteger(record["replyTo"])) replyTo = record["replyTo"] as number;
+    }
+    this.events.event(
+      { type: "response", text, ...(replyTo !== undefined ? { replyTo } : {}) },
+      now,
+    );
+    if (!this.#selfReported) {
+      this.#endTurn(true);
+      this.events.status("idle");
+    }
+  }
+
+  async #readStdout(stream: ReadableStream<Uint8Array>): Promise<void> {
+    for await (const line of readLines(stream)) {
+      try {
+        this.#onLine(line);
+      } catch (error) {
+        this.context.log.error(`command output handling failed: ${error}`);
+      }
+    }
+  }
+
+  async #readStderr(stream: ReadableStream<Uint8Array>): Promise<void> {
+    for await (const line of readLines(stream)) {
+      if (line.trim() === "") continue;
+      if (this.events.diagnostic) this.events.diagnostic(line);
+      else this.context.log.warn(`stderr: ${line}`);
+    }
+  }
+}
+
+/** Builds the `command` provider's adapter. The program and its args are `context.args`. */
+export const createCommandAdapter: AdapterFactory = (context, events) =>
+  new CommandAdapter(context, events);

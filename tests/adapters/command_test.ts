@@ -1,0 +1,135 @@
+import assert from "node:assert/strict";
+import { createCommandAdapter } from "../../src/adapters/command.ts";
+import {
+  type AdapterEvents,
+  defaultSpawner,
+  type SessionEvent,
+} from "../../src/adapters/adapter.ts";
+import { getLogger } from "../../src/logger.ts";
+import type { AgentStatus, Message } from "../../src/types.ts";
+
+const ECHO = new URL("../../examples/echo-agent", import.meta.url).pathname;
+
+function recorder() {
+  const statuses: AgentStatus[] = [];
+  const events: SessionEvent[] = [];
+  const diagnostics: string[] = [];
+  let exited: (info: { code: number | null; expected: boolean }) => void = () => {};
+  const exit = new Promise<{ code: number | null; expected: boolean }>((r) => (exited = r));
+  const waiters: Array<{ test: (e: SessionEvent) => boolean; resolve: (e: SessionEvent) => void }> =
+    [];
+  const sink: AdapterEvents = {
+    status: (s) => statuses.push(s),
+    event: (e) => {
+      events.push(e);
+      for (const w of waiters.splice(0)) w.test(e) ? w.resolve(e) : waiters.push(w);
+    },
+    exit: (info) => exited(info),
+    diagnostic: (line) => diagnostics.push(line),
+  };
+  const next = (test: (e: SessionEvent) => boolean) =>
+    new Promise<SessionEvent>((resolve) => {
+      const found = events.find(test);
+      if (found) resolve(found);
+      else waiters.push({ test, resolve });
+    });
+  return { sink, statuses, events, diagnostics, exit, next };
+}
+
+function adapterFor(args: string[], events: AdapterEvents) {
+  return createCommandAdapter({
+    agentId: "a",
+    provider: "command",
+    cwd: Deno.cwd(),
+    stateDir: Deno.cwd(),
+    args,
+    env: { AGENT_RELAY_RUNNER_PORT: "1" },
+    permissionPolicy: "deny",
+    decidePermission: () => Promise.resolve({ decision: "deny" }),
+    spawn: defaultSpawner,
+    log: getLogger("test"),
+  }, events);
+}
+
+const message = (id: number, body: string): Message => ({
+  id,
+  from: "user",
+  to: "a",
+  kind: "chat",
+  body,
+  createdAt: new Date(0).toISOString(),
+});
+
+Deno.test("command adapter: the echo agent answers a delivered message with a reply", async () => {
+  const r = recorder();
+  const adapter = adapterFor([ECHO], r.sink);
+  await adapter.start();
+  assert.ok(adapter.pid);
+  await adapter.deliver([message(7, "hello")]);
+  const response = await r.next((e) => e.type === "response");
+  assert.deepEqual(response, { type: "response", text: "echo: hello", replyTo: 7 });
+  await r.next((e) => e.type === "turn-end");
+  assert.deepEqual(r.events.find((e) => e.type === "consumed"), {
+    type: "consumed",
+    messageIds: [7],
+  });
+  assert.deepEqual(r.statuses, ["idle", "busy", "idle"]);
+  await adapter.stop({ timeoutMs: 2_000 });
+  assert.deepEqual(await r.exit, { code: 0, signal: null, expected: true });
+});
+
+const SCRIPT = `
+read -r line
+echo '{"type":"status","status":"busy"}'
+echo '{"type":"step","kind":"tool_use","text":"ls -la"}'
+echo 'plain text answer'
+echo "oops" >&2
+echo '{"type":"status","status":"idle"}'
+read -r line || true
+exit 3
+`;
+
+Deno.test("command adapter: steps, plain text, self-reported status, stderr and an unexpected exit", async () => {
+  const r = recorder();
+  const adapter = adapterFor(["bash", "-c", SCRIPT], r.sink);
+  await adapter.start();
+  await adapter.deliver([message(1, "go")]);
+  await r.next((e) => e.type === "turn-end");
+  assert.deepEqual(r.events.filter((e) => e.type === "step"), [{
+    type: "step",
+    kind: "tool_use",
+    text: "ls -la",
+  }]);
+  assert.deepEqual(r.events.filter((e) => e.type === "response"), [{
+    type: "response",
+    text: "plain text answer",
+  }]);
+  // The program reported its own status, so the plain line did not end the turn: idle did.
+  assert.deepEqual(r.statuses, ["idle", "busy", "busy", "idle"]);
+  await adapter.deliver([message(2, "bye")]);
+  const exit = await r.exit;
+  assert.deepEqual(exit, { code: 3, signal: null, expected: false });
+  assert.ok(r.diagnostics.includes("oops"));
+  await adapter.stop();
+});
+
+Deno.test("command adapter: deliver after the program died rejects, so the message is kept", async () => {
+  const r = recorder();
+  const adapter = adapterFor(["bash", "-c", "exit 0"], r.sink);
+  await adapter.start();
+  await r.exit;
+  await assert.rejects(adapter.deliver([message(1, "x")]), /not running/);
+});
+
+Deno.test("command adapter: stop kills a program that ignores stdin closing and SIGTERM", async () => {
+  const r = recorder();
+  const adapter = adapterFor(
+    ["bash", "-c", "trap '' TERM; while true; do sleep 0.05; done"],
+    r.sink,
+  );
+  await adapter.start();
+  await adapter.stop({ timeoutMs: 400 });
+  const exit = await r.exit;
+  assert.equal(exit.expected, true);
+  assert.notEqual(exit.code, 0);
+});

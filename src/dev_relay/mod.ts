@@ -1,0 +1,22 @@
+/**
+ * The reference relay: {@linkcode startDevRelay} and its types.
+ *
+ * @module
+ */
+export {
+  type DevRelay,
+  type DevRelayAdmin,
+  type DevRelayOptions,
+  startDevRelay,
+} from "./server.ts";
+export { type DevRelayFaults, type FaultPatch, noFaults } from "./faults.ts";
+export type { BusConnection, CommandRecord, CommandResult } from "./bus_hub.ts";
+export type {
+  DevRelayState,
+  StoredHeartbeat,
+  StoredInsight,
+  StoredObligation,
+  StoredPermissionRequest,
+  StoredStatus,
+  StoredTaskStatus,
+} from "./store.ts";

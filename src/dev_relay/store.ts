@@ -1,0 +1,594 @@
+/**
+ * The reference relay's storage on `node:sqlite`: messages (with idempotency keys and
+ * per-agent read marks), reply obligations, insights, task statuses, heartbeats, bus status
+ * frames, permission requests, departures and bearer tokens (stored as SHA-256 hashes).
+ *
+ * Every write is one synchronous statement (or a short transaction), so concurrent requests
+ * cannot interleave inside an idempotency check.
+ *
+ * @module
+ */
+import { DatabaseSync } from "node:sqlite";
+import { createHash, randomBytes } from "node:crypto";
+import type { Message } from "../types.ts";
+
+/** A stored insight. */
+export interface StoredInsight {
+  id: number;
+  idempotencyKey?: string;
+  sessionId: string;
+  project: string;
+  agentId: string;
+  signal: string;
+  value: unknown;
+  outcome?: unknown;
+  source: string;
+  /** Epoch ms, as the runner sent it. */
+  occurredAt: number;
+  createdAt: string;
+}
+
+/** A stored task-status report. */
+export interface StoredTaskStatus {
+  id: number;
+  taskId: string;
+  status: string;
+  agentId: string;
+  metadata?: unknown;
+  createdAt: string;
+}
+
+/** A stored heartbeat. */
+export interface StoredHeartbeat {
+  id: number;
+  agentId: string;
+  status: string;
+  provider: string;
+  version: string;
+  pid: number;
+  host: string;
+  createdAt: string;
+}
+
+/** A stored bus status frame. */
+export interface StoredStatus {
+  id: number;
+  agentId: string;
+  status: string;
+  /** The frame's `at` (epoch ms). */
+  at: number;
+  receivedAt: string;
+}
+
+/** A stored permission request and the relay's answer. */
+export interface StoredPermissionRequest {
+  id: number;
+  agentId: string;
+  requestId: string;
+  provider: string;
+  tool: string;
+  input: unknown;
+  decision: "allow" | "deny";
+  reason?: string;
+  createdAt: string;
+}
+
+/** A reply obligation, open or cleared. */
+export interface StoredObligation {
+  messageId: number;
+  /** The agent that owes the reply. */
+  agentId: string;
+  /** Who is owed. */
+  from: string;
+  body: string;
+  createdAt: string;
+  /** The message that cleared it. */
+  clearedBy?: number;
+  clearedAt?: string;
+}
+
+/** A read mark. */
+export interface StoredRead {
+  messageId: number;
+  agentId: string;
+  readAt: string;
+}
+
+/** A `DELETE /api/agents/:id`. */
+export interface StoredDeparture {
+  agentId: string;
+  createdAt: string;
+}
+
+/** Everything the relay stored, for tests and operators. */
+export interface DevRelayState {
+  messages: Message[];
+  reads: StoredRead[];
+  obligations: StoredObligation[];
+  insights: StoredInsight[];
+  taskStatuses: StoredTaskStatus[];
+  heartbeats: StoredHeartbeat[];
+  statuses: StoredStatus[];
+  permissionRequests: StoredPermissionRequest[];
+  departures: StoredDeparture[];
+}
+
+/** A message to store. */
+export interface NewMessage {
+  from: string;
+  to: string;
+  kind: string;
+  body: string;
+  replyTo?: number;
+  payload?: unknown;
+  taskId?: string;
+  occurredAt?: number;
+  idempotencyKey?: string;
+}
+
+/** An insight to store. */
+export type NewInsight = Omit<StoredInsight, "id" | "createdAt">;
+
+/** What a token check found. */
+export type TokenCheck = "valid" | "expired" | "unknown";
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS messages (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  sender TEXT NOT NULL,
+  recipient TEXT NOT NULL,
+  kind TEXT NOT NULL,
+  body TEXT NOT NULL,
+  reply_to INTEGER,
+  payload TEXT,
+  task_id TEXT,
+  occurred_at INTEGER,
+  created_at TEXT NOT NULL,
+  idempotency_key TEXT UNIQUE
+);
+CREATE INDEX IF NOT EXISTS messages_recipient ON messages (recipient, id);
+CREATE TABLE IF NOT EXISTS message_reads (
+  message_id INTEGER NOT NULL,
+  agent_id TEXT NOT NULL,
+  read_at TEXT NOT NULL,
+  PRIMARY KEY (message_id, agent_id)
+);
+CREATE TABLE IF NOT EXISTS obligations (
+  message_id INTEGER PRIMARY KEY,
+  agent_id TEXT NOT NULL,
+  sender TEXT NOT NULL,
+  created_at TEXT NOT NULL,
+  cleared_by INTEGER,
+  cleared_at TEXT
+);
+CREATE INDEX IF NOT EXISTS obligations_agent ON obligations (agent_id, cleared_by);
+CREATE TABLE IF NOT EXISTS insights (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  idempotency_key TEXT UNIQUE,
+  session_id TEXT NOT NULL,
+  project TEXT NOT NULL,
+  agent_id TEXT NOT NULL,
+  signal TEXT NOT NULL,
+  value TEXT,
+  outcome TEXT,
+  source TEXT NOT NULL,
+  occurred_at INTEGER NOT NULL,
+  created_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS task_statuses (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  task_id TEXT NOT NULL,
+  status TEXT NOT NULL,
+  agent_id TEXT NOT NULL,
+  metadata TEXT,
+  created_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS heartbeats (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  agent_id TEXT NOT NULL,
+  status TEXT NOT NULL,
+  provider TEXT NOT NULL,
+  version TEXT NOT NULL,
+  pid INTEGER NOT NULL,
+  host TEXT NOT NULL,
+  created_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS statuses (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  agent_id TEXT NOT NULL,
+  status TEXT NOT NULL,
+  at INTEGER NOT NULL,
+  received_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS permission_requests (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  agent_id TEXT NOT NULL,
+  request_id TEXT NOT NULL,
+  provider TEXT NOT NULL,
+  tool TEXT NOT NULL,
+  input TEXT,
+  decision TEXT NOT NULL,
+  reason TEXT,
+  created_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS departures (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  agent_id TEXT NOT NULL,
+  created_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS tokens (
+  hash TEXT PRIMARY KEY,
+  expires_at INTEGER,
+  issued_at INTEGER NOT NULL,
+  root INTEGER NOT NULL DEFAULT 0
+);
+`;
+
+type Row = Record<string, unknown>;
+
+function hashToken(token: string): string {
+  return createHash("sha256").update(token).digest("hex");
+}
+
+function json(value: unknown): string | null {
+  return value === undefined ? null : JSON.stringify(value);
+}
+
+function unjson(text: unknown): unknown {
+  if (typeof text !== "string") return undefined;
+  try {
+    return JSON.parse(text);
+  } catch {
+    return text;
+  }
+}
+
+function str(row: Row, key: string): string {
+  return String(row[key] ?? "");
+}
+
+function num(row: Row, key: string): number {
+  return Number(row[key]);
+}
+
+function messageOf(row: Row): Message {
+  const message: Message = {
+    id: num(row, "id"),
+    from: str(row, "sender"),
+    to: str(row, "recipient"),
+    kind: str(row, "kind"),
+    body: str(row, "body"),
+    createdAt: str(row, "created_at"),
+  };
+  if (row["reply_to"] !== null && row["reply_to"] !== undefined) {
+    message.replyTo = num(row, "reply_to");
+  }
+  const payload = unjson(row["payload"]);
+  if (payload !== undefined && payload !== null) message.payload = payload;
+  if (typeof row["task_id"] === "string") message.taskId = row["task_id"];
+  return message;
+}
+
+/** The relay's database. */
+export class RelayStore {
+  #db: DatabaseSync;
+  #now: () => number;
+
+  /** Opens (and creates) the database at `path` (`:memory:` for none). */
+  constructor(path: string, options: { now?: () => number } = {}) {
+    this.#db = new DatabaseSync(path);
+    this.#now = options.now ?? Date.now;
+    if (path !== ":memory:") this.#db.exec("PRAGMA journal_mode = WAL");
+    this.#db.exec("PRAGMA busy_timeout = 2000");
+    this.#db.exec(SCHEMA);
+  }
+
+  #iso(): string {
+    return new Date(this.#now()).toISOString();
+  }
+
+  close(): void {
+    this.#db.close();
+  }
+
+  // -- tokens --------------------------------------------------------------------------------
+
+  /** Makes `token` the root token: valid, never expiring; any previous root is forgotten. */
+  setRootToken(token: string): void {
+    this.#db.exec("DELETE FROM tokens WHERE root = 1");
+    this.#db.prepare(
+      "INSERT OR REPLACE INTO tokens (hash, expires_at, issued_at, root) VALUES (?, NULL, ?, 1)",
+    ).run(hashToken(token), this.#now());
+  }
+
+  /** Whether `token` is known and unexpired; and when it expires(d). */
+  checkToken(token: string): { check: TokenCheck; expiresAt?: number } {
+    const row = this.#db.prepare("SELECT expires_at FROM tokens WHERE hash = ?").get(
+      hashToken(token),
+    ) as Row | undefined;
+    if (!row) return { check: "unknown" };
+    if (row["expires_at"] === null) return { check: "valid" };
+    const expiresAt = num(row, "expires_at");
+    return { check: expiresAt > this.#now() ? "valid" : "expired", expiresAt };
+  }
+
+  /** Issues a new random token valid for `ttlMs`. */
+  issueToken(ttlMs: number): { token: string; expiresAt: number } {
+    const token = `drt_${randomBytes(24).toString("base64url")}`;
+    const expiresAt = this.#now() + ttlMs;
+    this.#db.prepare("INSERT INTO tokens (hash, expires_at, issued_at, root) VALUES (?, ?, ?, 0)")
+      .run(hashToken(token), expiresAt, this.#now());
+    return { token, expiresAt };
+  }
+
+  /** Expires every token now (the root token included). */
+  expireAllTokens(): void {
+    this.#db.prepare("UPDATE tokens SET expires_at = ?").run(this.#now());
+  }
+
+  // -- messages ------------------------------------------------------------------------------
+
+  /**
+   * Stores a message, or finds the one already stored under its idempotency key. A new
+   * `chat` message without `replyTo` creates a reply obligation for its recipient; a message
+   * with `replyTo` clears its sender's obligation for that message.
+   */
+  addMessage(input: NewMessage): { message: Message; created: boolean } {
+    if (input.idempotencyKey !== undefined) {
+      const existing = this.#db.prepare("SELECT * FROM messages WHERE idempotency_key = ?").get(
+        input.idempotencyKey,
+      ) as Row | undefined;
+      if (existing) return { message: messageOf(existing), created: false };
+    }
+    const createdAt = this.#iso();
+    this.#db.exec("BEGIN IMMEDIATE");
+    try {
+      const { lastInsertRowid } = this.#db.prepare(
+        `INSERT INTO messages
+          (sender, recipient, kind, body, reply_to, payload, task_id, occurred_at, created_at,
+           idempotency_key)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      ).run(
+        input.from,
+        input.to,
+        input.kind,
+        input.body,
+        input.replyTo ?? null,
+        json(input.payload),
+        input.taskId ?? null,
+        input.occurredAt ?? null,
+        createdAt,
+        input.idempotencyKey ?? null,
+      );
+      const id = Number(lastInsertRowid);
+      if (input.kind === "chat" && input.replyTo === undefined) {
+        this.#db.prepare(
+          "INSERT INTO obligations (message_id, agent_id, sender, created_at) VALUES (?, ?, ?, ?)",
+        ).run(id, input.to, input.from, createdAt);
+      }
+      if (input.replyTo !== undefined) {
+        this.#db.prepare(
+          `UPDATE obligations SET cleared_by = ?, cleared_at = ?
+           WHERE message_id = ? AND agent_id = ? AND cleared_by IS NULL`,
+        ).run(id, createdAt, input.replyTo, input.from);
+      }
+      this.#db.exec("COMMIT");
+      const row = this.#db.prepare("SELECT * FROM messages WHERE id = ?").get(id) as Row;
+      return { message: messageOf(row), created: true };
+    } catch (error) {
+      this.#db.exec("ROLLBACK");
+      throw error;
+    }
+  }
+
+  /** One message by id. */
+  getMessage(id: number): Message | undefined {
+    const row = this.#db.prepare("SELECT * FROM messages WHERE id = ?").get(id) as Row | undefined;
+    return row ? messageOf(row) : undefined;
+  }
+
+  /** Messages to `agentId`, oldest first; only those it has not marked read when `unread`. */
+  messagesFor(agentId: string, options: { unread: boolean; limit: number }): Message[] {
+    const sql = options.unread
+      ? `SELECT m.* FROM messages m
+         WHERE m.recipient = ? AND NOT EXISTS (
+           SELECT 1 FROM message_reads r WHERE r.message_id = m.id AND r.agent_id = m.recipient)
+         ORDER BY m.id LIMIT ?`
+      : "SELECT * FROM messages WHERE recipient = ? ORDER BY id LIMIT ?";
+    return (this.#db.prepare(sql).all(agentId, options.limit) as Row[]).map(messageOf);
+  }
+
+  /** Marks a message read by `agentId` (idempotent). */
+  markRead(messageId: number, agentId: string): void {
+    this.#db.prepare(
+      "INSERT OR IGNORE INTO message_reads (message_id, agent_id, read_at) VALUES (?, ?, ?)",
+    ).run(messageId, agentId, this.#iso());
+  }
+
+  /** The open reply obligations of `agentId`, oldest first. */
+  openObligations(agentId: string): StoredObligation[] {
+    return (this.#db.prepare(
+      `SELECT o.*, m.body FROM obligations o JOIN messages m ON m.id = o.message_id
+       WHERE o.agent_id = ? AND o.cleared_by IS NULL ORDER BY o.message_id`,
+    ).all(agentId) as Row[]).map(obligationOf);
+  }
+
+  // -- the rest ------------------------------------------------------------------------------
+
+  /** Stores an insight, or finds the one already stored under its idempotency key. */
+  addInsight(input: NewInsight): { insight: StoredInsight; created: boolean } {
+    if (input.idempotencyKey !== undefined) {
+      const existing = this.#db.prepare("SELECT * FROM insights WHERE idempotency_key = ?").get(
+        input.idempotencyKey,
+      ) as Row | undefined;
+      if (existing) return { insight: insightOf(existing), created: false };
+    }
+    const { lastInsertRowid } = this.#db.prepare(
+      `INSERT INTO insights (idempotency_key, session_id, project, agent_id, signal, value,
+         outcome, source, occurred_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    ).run(
+      input.idempotencyKey ?? null,
+      input.sessionId,
+      input.project,
+      input.agentId,
+      input.signal,
+      json(input.value),
+      json(input.outcome),
+      input.source,
+      input.occurredAt,
+      this.#iso(),
+    );
+    const row = this.#db.prepare("SELECT * FROM insights WHERE id = ?").get(
+      Number(lastInsertRowid),
+    ) as Row;
+    return { insight: insightOf(row), created: true };
+  }
+
+  addTaskStatus(input: Omit<StoredTaskStatus, "id" | "createdAt">): void {
+    this.#db.prepare(
+      "INSERT INTO task_statuses (task_id, status, agent_id, metadata, created_at) VALUES (?, ?, ?, ?, ?)",
+    ).run(input.taskId, input.status, input.agentId, json(input.metadata), this.#iso());
+  }
+
+  addHeartbeat(input: Omit<StoredHeartbeat, "id" | "createdAt">): void {
+    this.#db.prepare(
+      `INSERT INTO heartbeats (agent_id, status, provider, version, pid, host, created_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?)`,
+    ).run(
+      input.agentId,
+      input.status,
+      input.provider,
+      input.version,
+      input.pid,
+      input.host,
+      this.#iso(),
+    );
+  }
+
+  addStatus(input: Omit<StoredStatus, "id" | "receivedAt">): void {
+    this.#db.prepare("INSERT INTO statuses (agent_id, status, at, received_at) VALUES (?, ?, ?, ?)")
+      .run(input.agentId, input.status, input.at, this.#iso());
+  }
+
+  addPermissionRequest(input: Omit<StoredPermissionRequest, "id" | "createdAt">): void {
+    this.#db.prepare(
+      `INSERT INTO permission_requests
+         (agent_id, request_id, provider, tool, input, decision, reason, created_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+    ).run(
+      input.agentId,
+      input.requestId,
+      input.provider,
+      input.tool,
+      json(input.input),
+      input.decision,
+      input.reason ?? null,
+      this.#iso(),
+    );
+  }
+
+  addDeparture(agentId: string): void {
+    this.#db.prepare("INSERT INTO departures (agent_id, created_at) VALUES (?, ?)").run(
+      agentId,
+      this.#iso(),
+    );
+  }
+
+  /** Everything stored, oldest first in each list. */
+  state(): DevRelayState {
+    const all = (sql: string) => this.#db.prepare(sql).all() as Row[];
+    return {
+      messages: all("SELECT * FROM messages ORDER BY id").map(messageOf),
+      reads: all("SELECT * FROM message_reads ORDER BY read_at, message_id").map((r) => ({
+        messageId: num(r, "message_id"),
+        agentId: str(r, "agent_id"),
+        readAt: str(r, "read_at"),
+      })),
+      obligations: all(
+        `SELECT o.*, m.body FROM obligations o JOIN messages m ON m.id = o.message_id
+         ORDER BY o.message_id`,
+      ).map(obligationOf),
+      insights: all("SELECT * FROM insights ORDER BY id").map(insightOf),
+      taskStatuses: all("SELECT * FROM task_statuses ORDER BY id").map((r) => {
+        const out: StoredTaskStatus = {
+          id: num(r, "id"),
+          taskId: str(r, "task_id"),
+          status: str(r, "status"),
+          agentId: str(r, "agent_id"),
+          createdAt: str(r, "created_at"),
+        };
+        const metadata = unjson(r["metadata"]);
+        if (metadata !== undefined) out.metadata = metadata;
+        return out;
+      }),
+      heartbeats: all("SELECT * FROM heartbeats ORDER BY id").map((r) => ({
+        id: num(r, "id"),
+        agentId: str(r, "agent_id"),
+        status: str(r, "status"),
+        provider: str(r, "provider"),
+        version: str(r, "version"),
+        pid: num(r, "pid"),
+        host: str(r, "host"),
+        createdAt: str(r, "created_at"),
+      })),
+      statuses: all("SELECT * FROM statuses ORDER BY id").map((r) => ({
+        id: num(r, "id"),
+        agentId: str(r, "agent_id"),
+        status: str(r, "status"),
+        at: num(r, "at"),
+        receivedAt: str(r, "received_at"),
+      })),
+      permissionRequests: all("SELECT * FROM permission_requests ORDER BY id").map((r) => {
+        const out: StoredPermissionRequest = {
+          id: num(r, "id"),
+          agentId: str(r, "agent_id"),
+          requestId: str(r, "request_id"),
+          provider: str(r, "provider"),
+          tool: str(r, "tool"),
+          input: unjson(r["input"]),
+          decision: str(r, "decision") === "allow" ? "allow" : "deny",
+          createdAt: str(r, "created_at"),
+        };
+        if (typeof r["reason"] === "string") out.reason = r["reason"];
+        return out;
+      }),
+      departures: all("SELECT * FROM departures ORDER BY id").map((r) => ({
+        agentId: str(r, "agent_id"),
+        createdAt: str(r, "created_at"),
+      })),
+    };
+  }
+}
+
+function obligationOf(row: Row): StoredObligation {
+  const out: StoredObligation = {
+    messageId: num(row, "message_id"),
+    agentId: str(row, "agent_id"),
+    from: str(row, "sender"),
+    body: str(row, "body"),
+    createdAt: str(row, "created_at"),
+  };
+  if (row["cleared_by"] !== null && row["cleared_by"] !== undefined) {
+    out.clearedBy = num(row, "cleared_by");
+    out.clearedAt = str(row, "cleared_at");
+  }
+  return out;
+}
+
+function insightOf(row: Row): StoredInsight {
+  const out: StoredInsight = {
+    id: num(row, "id"),
+    sessionId: str(row, "session_id"),
+    project: str(row, "project"),
+    agentId: str(row, "agent_id"),
+    signal: str(row, "signal"),
+    value: unjson(row["value"]),
+    source: str(row, "source"),
+    occurredAt: num(row, "occurred_at"),
+    createdAt: str(row, "created_at"),
+  };
+  if (typeof row["idempotency_key"] === "string") out.idempotencyKey = row["idempotency_key"];
+  const outcome = unjson(row["outcome"]);
+  if (outcome !== undefined && outcome !== null) out.outcome = outcome;
+  return out;
+}

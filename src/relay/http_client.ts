@@ -1,0 +1,484 @@
+/**
+ * The runner's HTTP client for the relay: one method per call of the contract's table
+ * (../shared/contracts.md §2), each bounded by a timeout and cancellable through an
+ * `AbortSignal`, each failure a classified {@linkcode RelayError}.
+ *
+ * The client owns the bearer token: it renews it shortly before `expiresAt`, and after an
+ * auth failure (401/403) it renews once and retries the call once. Concurrent calls share one
+ * renewal. The token is never logged and never appears in an error message.
+ *
+ * The client does not retry transient failures itself; that is the outbox's job.
+ *
+ * @module
+ */
+import { getLogger } from "../logger.ts";
+import type {
+  HeartbeatInput,
+  InsightInput,
+  Message,
+  PermissionDecision,
+  PermissionRequest,
+  ReplyObligation,
+  SendMessageInput,
+  TaskStatus,
+} from "../types.ts";
+import { classifyStatus, RelayError, scrub } from "./errors.ts";
+
+const log = getLogger("relay-http");
+
+/** Options of every call: cancel it with `signal`. */
+export interface CallOptions {
+  signal?: AbortSignal;
+}
+
+/** Options of {@linkcode RelayHttpClient}. */
+export interface RelayHttpClientOptions {
+  /** The relay's base URL, e.g. `http://127.0.0.1:8787`. */
+  baseUrl: string;
+  /** The bearer token (`AGENT_RELAY_TOKEN`). */
+  token?: string;
+  /** When `token` expires (ISO-8601 or epoch ms), if known. */
+  tokenExpiresAt?: string | number;
+  /** The `fetch` to use. Default: the global one. */
+  fetch?: typeof fetch;
+  /** Per-call timeout, milliseconds. Default 10 000. */
+  timeoutMs?: number;
+  /** Renew the token this long before it expires, milliseconds. Default 60 000. */
+  renewBeforeMs?: number;
+  /** The clock, epoch milliseconds. Default `Date.now`. */
+  now?: () => number;
+  /** Called after every successful renewal, with the new token and its expiry (epoch ms). */
+  onTokenChange?: (token: string, expiresAt: number | undefined) => void;
+}
+
+/** The answer of {@linkcode RelayHttpClient.sendMessage}. */
+export interface SentMessage {
+  message: Message;
+  /** True when the relay had already stored this idempotency key (HTTP 200, not 201). */
+  duplicate: boolean;
+}
+
+/** A renewed token. */
+export interface RenewedToken {
+  token: string;
+  /** Epoch milliseconds, when the relay said. */
+  expiresAt: number | undefined;
+}
+
+/** The body of `POST /api/tasks/:taskId/status`. */
+export interface TaskStatusInput {
+  status: TaskStatus;
+  agentId: string;
+  metadata?: unknown;
+}
+
+/** Options of {@linkcode RelayHttpClient.pollUnread}. */
+export interface PollOptions extends CallOptions {
+  /** At most this many messages. Default 100. */
+  limit?: number;
+}
+
+/**
+ * Converts a relay time (ISO-8601 string, epoch-ms number or numeric string) to epoch
+ * milliseconds; `undefined` when it is none of those.
+ */
+export function toEpochMs(value: unknown): number | undefined {
+  if (typeof value === "number") return Number.isFinite(value) ? value : undefined;
+  if (typeof value !== "string" || value.trim() === "") return undefined;
+  if (/^\d+(\.\d+)?$/.test(value.trim())) return Number(value);
+  const ms = Date.parse(value);
+  return Number.isNaN(ms) ? undefined : ms;
+}
+
+/** A relay time as ISO-8601 UTC; `undefined` when it is not a time. */
+export function toIso(value: unknown): string | undefined {
+  const ms = toEpochMs(value);
+  if (ms === undefined) return undefined;
+  const date = new Date(ms);
+  return Number.isNaN(date.getTime()) ? undefined : date.toISOString();
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+/** Reads a {@linkcode Message} from a relay answer; `undefined` when it is not one. */
+export function parseMessage(value: unknown): Message | undefined {
+  if (!isRecord(value)) return undefined;
+  const { id, from, to, kind, body, replyTo, payload, taskId } = value;
+  if (typeof id !== "number" || !Number.isFinite(id)) return undefined;
+  if (typeof from !== "string" || typeof to !== "string") return undefined;
+  if (typeof kind !== "string" || typeof body !== "string") return undefined;
+  const createdAt = toIso(value["createdAt"]);
+  if (createdAt === undefined) return undefined;
+  const message: Message = { id, from, to, kind, body, createdAt };
+  if (typeof replyTo === "number" && Number.isFinite(replyTo)) message.replyTo = replyTo;
+  if (payload !== undefined && payload !== null) message.payload = payload;
+  if (typeof taskId === "string") message.taskId = taskId;
+  return message;
+}
+
+function parseObligation(value: unknown): ReplyObligation | undefined {
+  if (!isRecord(value)) return undefined;
+  const { messageId, from } = value;
+  if (typeof messageId !== "number" || typeof from !== "string") return undefined;
+  const createdAt = toIso(value["createdAt"]);
+  if (createdAt === undefined) return undefined;
+  const obligation: ReplyObligation = { messageId, from, createdAt };
+  if (typeof value["body"] === "string") obligation.body = value["body"];
+  return obligation;
+}
+
+function retryAfterMs(header: string | null, now: number): number | undefined {
+  if (header === null) return undefined;
+  if (/^\d+$/.test(header.trim())) return Number(header.trim()) * 1000;
+  const at = Date.parse(header);
+  return Number.isNaN(at) ? undefined : Math.max(0, at - now);
+}
+
+function oneLine(text: string, max = 200): string {
+  const flat = text.replace(/\s+/g, " ").trim();
+  return flat.length > max ? `${flat.slice(0, max)}...` : flat;
+}
+
+interface Answer {
+  status: number;
+  data: unknown;
+}
+
+interface RequestSpec {
+  method: string;
+  path: string;
+  body?: unknown;
+}
+
+/** The relay's HTTP API, for one runner. */
+export class RelayHttpClient {
+  readonly baseUrl: string;
+  #token: string | undefined;
+  #expiresAt: number | undefined;
+  #fetch: typeof fetch;
+  #timeoutMs: number;
+  #renewBeforeMs: number;
+  #now: () => number;
+  #onTokenChange: ((token: string, expiresAt: number | undefined) => void) | undefined;
+  #renewing: Promise<RenewedToken> | undefined;
+
+  constructor(options: RelayHttpClientOptions) {
+    let url: URL;
+    try {
+      url = new URL(options.baseUrl);
+    } catch {
+      throw new TypeError(`Relay base URL "${options.baseUrl}" is not a URL`);
+    }
+    if (url.protocol !== "http:" && url.protocol !== "https:") {
+      throw new TypeError(`Relay base URL "${options.baseUrl}" must use http or https`);
+    }
+    this.baseUrl = url.href.replace(/\/+$/, "");
+    this.#token = options.token || undefined;
+    this.#expiresAt = toEpochMs(options.tokenExpiresAt);
+    this.#fetch = options.fetch ?? globalThis.fetch;
+    this.#timeoutMs = options.timeoutMs ?? 10_000;
+    this.#renewBeforeMs = options.renewBeforeMs ?? 60_000;
+    this.#now = options.now ?? Date.now;
+    this.#onTokenChange = options.onTokenChange;
+  }
+
+  /** The current bearer token (for the bus's upgrade request). Never log it. */
+  get token(): string | undefined {
+    return this.#token;
+  }
+
+  /** When the current token expires, epoch ms, if known. */
+  get tokenExpiresAt(): number | undefined {
+    return this.#expiresAt;
+  }
+
+  /** Replaces the token (an orchestrator handed a new one). Does not call `onTokenChange`. */
+  setToken(token: string | undefined, expiresAt?: string | number): void {
+    this.#token = token || undefined;
+    this.#expiresAt = toEpochMs(expiresAt);
+  }
+
+  /** `POST /api/messages`. A repeated idempotency key answers the original (`duplicate`). */
+  async sendMessage(input: SendMessageInput, options: CallOptions = {}): Promise<SentMessage> {
+    const spec = { method: "POST", path: "/api/messages", body: input };
+    const answer = await this.#call(spec, options);
+    const message = isRecord(answer.data) ? parseMessage(answer.data["message"]) : undefined;
+    if (!message) throw this.#unparseable(spec, "no message in the answer");
+    return { message, duplicate: answer.status === 200 };
+  }
+
+  /** `GET /api/messages?for=ID&unread=true&limit=N`: unread messages, malformed ones skipped. */
+  async pollUnread(agentId: string, options: PollOptions = {}): Promise<Message[]> {
+    const query = new URLSearchParams({
+      for: agentId,
+      unread: "true",
+      limit: String(options.limit ?? 100),
+    });
+    const spec = { method: "GET", path: `/api/messages?${query}` };
+    const answer = await this.#call(spec, options);
+    const list = isRecord(answer.data) ? answer.data["messages"] : undefined;
+    if (!Array.isArray(list)) throw this.#unparseable(spec, "no messages array in the answer");
+    const messages: Message[] = [];
+    for (const item of list) {
+      const message = parseMessage(item);
+      if (message) messages.push(message);
+      else {log.warn(
+          `skipped a malformed message in the unread list: ${oneLine(JSON.stringify(item))}`,
+        );}
+    }
+    return messages;
+  }
+
+  /** `POST /api/messages/:id/read`. */
+  async markRead(messageId: number, agentId: string, options: CallOptions = {}): Promise<void> {
+    await this.#call(
+      { method: "POST", path: `/api/messages/${messageId}/read`, body: { agentId } },
+      options,
+    );
+  }
+
+  /** `GET /api/agents/:id/reply-obligations`. */
+  async replyObligations(agentId: string, options: CallOptions = {}): Promise<ReplyObligation[]> {
+    const spec = {
+      method: "GET",
+      path: `/api/agents/${encodeURIComponent(agentId)}/reply-obligations`,
+    };
+    const answer = await this.#call(spec, options);
+    const list = isRecord(answer.data) ? answer.data["obligations"] : undefined;
+    if (!Array.isArray(list)) throw this.#unparseable(spec, "no obligations array in the answer");
+    const obligations: ReplyObligation[] = [];
+    for (const item of list) {
+      const obligation = parseObligation(item);
+      if (obligation) obligations.push(obligation);
+      else log.warn(`skipped a malformed reply obligation: ${oneLine(JSON.stringify(item))}`);
+    }
+    return obligations;
+  }
+
+  /** `POST /api/insights`. A 409 (insights off) throws a `conflict` error: treat as delivered. */
+  async recordInsight(input: InsightInput, options: CallOptions = {}): Promise<void> {
+    await this.#call({ method: "POST", path: "/api/insights", body: input }, options);
+  }
+
+  /** `POST /api/tasks/:taskId/status`. */
+  async setTaskStatus(
+    taskId: string,
+    input: TaskStatusInput,
+    options: CallOptions = {},
+  ): Promise<void> {
+    await this.#call(
+      { method: "POST", path: `/api/tasks/${encodeURIComponent(taskId)}/status`, body: input },
+      options,
+    );
+  }
+
+  /** `POST /api/agents/:id/heartbeat`. */
+  async heartbeat(
+    agentId: string,
+    input: HeartbeatInput,
+    options: CallOptions = {},
+  ): Promise<void> {
+    await this.#call(
+      { method: "POST", path: `/api/agents/${encodeURIComponent(agentId)}/heartbeat`, body: input },
+      options,
+    );
+  }
+
+  /** `POST /api/agents/:id/permission-requests`: the relay's decision. */
+  async askPermission(
+    agentId: string,
+    request: PermissionRequest,
+    options: CallOptions = {},
+  ): Promise<PermissionDecision> {
+    const spec = {
+      method: "POST",
+      path: `/api/agents/${encodeURIComponent(agentId)}/permission-requests`,
+      body: request,
+    };
+    const answer = await this.#call(spec, options);
+    const data = answer.data;
+    if (!isRecord(data) || (data["decision"] !== "allow" && data["decision"] !== "deny")) {
+      throw this.#unparseable(spec, "no allow/deny decision in the answer");
+    }
+    const decision: PermissionDecision = { decision: data["decision"] };
+    if (typeof data["reason"] === "string") decision.reason = data["reason"];
+    return decision;
+  }
+
+  /** `DELETE /api/agents/:id`: the agent leaves (a deliberate exit). */
+  async leave(agentId: string, options: CallOptions = {}): Promise<void> {
+    await this.#call(
+      { method: "DELETE", path: `/api/agents/${encodeURIComponent(agentId)}` },
+      options,
+    );
+  }
+
+  /**
+   * `POST /api/tokens/renew`: swaps the token for a new one and calls `onTokenChange`.
+   * Concurrent callers share one request.
+   */
+  renewToken(options: CallOptions = {}): Promise<RenewedToken> {
+    if (this.#renewing) return this.#renewing;
+    const renewing = this.#renew(options).finally(() => {
+      if (this.#renewing === renewing) this.#renewing = undefined;
+    });
+    this.#renewing = renewing;
+    return renewing;
+  }
+
+  async #renew(options: CallOptions): Promise<RenewedToken> {
+    const spec = { method: "POST", path: "/api/tokens/renew", body: {} };
+    const answer = await this.#send(spec, this.#token, options.signal);
+    const data = answer.data;
+    if (!isRecord(data) || typeof data["token"] !== "string" || data["token"] === "") {
+      throw this.#unparseable(spec, "no token in the answer");
+    }
+    const token = data["token"];
+    const expiresAt = toEpochMs(data["expiresAt"]);
+    this.#token = token;
+    this.#expiresAt = expiresAt;
+    const when = expiresAt === undefined
+      ? "no expiry"
+      : `expires ${new Date(expiresAt).toISOString()}`;
+    log.info(`relay token renewed (${when})`);
+    try {
+      this.#onTokenChange?.(token, expiresAt);
+    } catch (error) {
+      log.error(`token-change callback failed: ${error instanceof Error ? error.message : error}`);
+    }
+    return { token, expiresAt };
+  }
+
+  /** Renews ahead of expiry, then calls; after an auth failure renews once and retries once. */
+  async #call(spec: RequestSpec, options: CallOptions): Promise<Answer> {
+    if (this.#token && this.#expiresAt !== undefined) {
+      if (this.#now() >= this.#expiresAt - this.#renewBeforeMs) {
+        try {
+          await this.renewToken(options);
+        } catch (error) {
+          // Go on with the old token: it may still be valid, and if not, the auth path below
+          // tries once more.
+          log.warn(`relay token renewal before expiry failed: ${describe(error)}`);
+        }
+      }
+    }
+    const used = this.#token;
+    try {
+      return await this.#send(spec, used, options.signal);
+    } catch (error) {
+      if (!(error instanceof RelayError) || error.kind !== "auth" || !used) throw error;
+      if (this.#token === used) {
+        log.info(
+          `relay answered ${error.status} to ${spec.method} ${
+            pathOnly(spec.path)
+          }; renewing the token`,
+        );
+        try {
+          await this.renewToken(options);
+        } catch (renewError) {
+          throw new RelayError(
+            `${error.message}; token renewal failed: ${describe(renewError)}`,
+            { kind: "auth", ...(error.status ? { status: error.status } : {}), cause: renewError },
+          );
+        }
+      }
+      return await this.#send(spec, this.#token, options.signal);
+    }
+  }
+
+  /** One HTTP exchange, classified. */
+  async #send(spec: RequestSpec, token: string | undefined, signal?: AbortSignal): Promise<Answer> {
+    const what = `${spec.method} ${pathOnly(spec.path)}`;
+    if (signal?.aborted) {
+      throw new RelayError(`${what} was cancelled`, { kind: "transient", cause: signal.reason });
+    }
+    const timeout = new AbortController();
+    const timer = setTimeout(() => timeout.abort(), this.#timeoutMs);
+    const combined = signal ? AbortSignal.any([signal, timeout.signal]) : timeout.signal;
+    const headers: Record<string, string> = { accept: "application/json" };
+    if (token) headers["authorization"] = `Bearer ${token}`;
+    if (spec.body !== undefined) headers["content-type"] = "application/json";
+    const started = this.#now();
+    try {
+      let response: Response;
+      let text: string;
+      try {
+        response = await this.#fetch(`${this.baseUrl}${spec.path}`, {
+          method: spec.method,
+          headers,
+          ...(spec.body !== undefined ? { body: JSON.stringify(spec.body) } : {}),
+          signal: combined,
+        });
+        text = await response.text();
+      } catch (error) {
+        if (signal?.aborted) {
+          throw new RelayError(`${what} was cancelled`, { kind: "transient", cause: error });
+        }
+        if (timeout.signal.aborted) {
+          throw new RelayError(`${what} timed out after ${this.#timeoutMs}ms`, {
+            kind: "transient",
+            cause: error,
+          });
+        }
+        const reason = error instanceof Error ? error.message : String(error);
+        throw new RelayError(`${what} could not reach the relay: ${scrub(reason, token)}`, {
+          kind: "transient",
+          cause: error,
+        });
+      }
+      log.debug(`${what} -> ${response.status} (${this.#now() - started}ms)`);
+      if (response.status >= 200 && response.status < 300) {
+        if (text.trim() === "") return { status: response.status, data: undefined };
+        try {
+          return { status: response.status, data: JSON.parse(text) };
+        } catch {
+          throw new RelayError(
+            `${what} answered ${response.status} with a body that is not JSON: ${
+              scrub(oneLine(text, 80), token)
+            }`,
+            { kind: "transient", status: response.status },
+          );
+        }
+      }
+      let detail = oneLine(text);
+      try {
+        const parsed = JSON.parse(text);
+        if (isRecord(parsed) && typeof parsed["error"] === "string") {
+          detail = oneLine(parsed["error"]);
+        }
+      } catch {
+        // Not JSON: keep the text.
+      }
+      const kind = classifyStatus(response.status);
+      const after = retryAfterMs(response.headers.get("retry-after"), this.#now());
+      throw new RelayError(
+        `${what} failed: ${response.status} ${response.statusText}${
+          detail ? `: ${scrub(detail, token)}` : ""
+        }`,
+        { kind, status: response.status, ...(after !== undefined ? { retryAfterMs: after } : {}) },
+      );
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  #unparseable(spec: RequestSpec, why: string): RelayError {
+    return new RelayError(
+      `${spec.method} ${pathOnly(spec.path)} answered an unparseable body: ${why}`,
+      {
+        kind: "transient",
+      },
+    );
+  }
+}
+
+function pathOnly(path: string): string {
+  const q = path.indexOf("?");
+  return q === -1 ? path : path.slice(0, q);
+}
+
+function describe(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

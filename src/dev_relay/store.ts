@@ -387,11 +387,14 @@ export class RelayStore {
     return row ? messageOf(row) : undefined;
   }
 
-  /** Messages to `agentId`, oldest first; only those it has not marked read when `unread`. */
+  /**
+   * Messages to `agentId`, oldest first. With `unread`: only those it has not marked read, and
+   * never `session` messages (display-only mirror traffic is not an inbox item).
+   */
   messagesFor(agentId: string, options: { unread: boolean; limit: number }): Message[] {
     const sql = options.unread
       ? `SELECT m.* FROM messages m
-         WHERE m.recipient = ? AND NOT EXISTS (
+         WHERE m.recipient = ? AND m.kind <> 'session' AND NOT EXISTS (
            SELECT 1 FROM message_reads r WHERE r.message_id = m.id AND r.agent_id = m.recipient)
          ORDER BY m.id LIMIT ?`
       : "SELECT * FROM messages WHERE recipient = ? ORDER BY id LIMIT ?";

@@ -22,6 +22,8 @@ export const ENV_VARS = [
   "AGENT_RELAY_PERMISSION_POLICY",
   "AGENT_RELAY_CLAUDE_BIN",
   "AGENT_RELAY_CODEX_BIN",
+  // Read only to refuse it: it could move the control server off 127.0.0.1.
+  "DENO_SERVE_ADDRESS",
 ] as const;
 
 /** The environment as the runner sees it: the variables of {@linkcode ENV_VARS} that are set. */

@@ -8,6 +8,8 @@ import { resolveRunConfig } from "./config.ts";
 import { DirError, prepareDirs } from "./dirs.ts";
 import { configureLogging, getLogger } from "./logger.ts";
 import { HELP } from "./cli.ts";
+import { OutboxLockedError } from "./outbox.ts";
+import { Runner } from "./runner.ts";
 import { VERSION } from "./version.ts";
 
 /** Runs `run` with its arguments; returns the exit code. */
@@ -39,8 +41,41 @@ export async function runCommand(
   });
   const log = getLogger("runner");
   log.info(`agent-relay-runner ${VERSION} starting agent ${config.agentId} (${config.provider})`);
-  log.error(`provider ${config.provider} is not available yet`);
-  logging.close();
-  await Promise.resolve();
-  return 1;
+  const runner = new Runner(config, { logFile: logging.logFile });
+
+  // First SIGTERM/SIGINT: graceful stop. A second one: exit at once.
+  let signals = 0;
+  const onSignal = (signal: Deno.Signal) => () => {
+    signals++;
+    if (signals === 1) {
+      log.info(`${signal} received: stopping gracefully (send it again to exit at once)`);
+      void runner.stop(0);
+    } else {
+      log.warn(`${signal} received again: exiting at once`);
+      logging.close();
+      Deno.exit(1);
+    }
+  };
+  const listeners = (["SIGTERM", "SIGINT"] as const).map((signal) => {
+    const listener = onSignal(signal);
+    Deno.addSignalListener(signal, listener);
+    return [signal, listener] as const;
+  });
+  try {
+    try {
+      await runner.start();
+    } catch (error) {
+      const message = error instanceof OutboxLockedError
+        ? error.message
+        : `cannot start: ${error instanceof Error ? error.message : String(error)}`;
+      log.fatal(message);
+      // deno-lint-ignore no-console
+      console.error(`agent-relay-runner: ${message}`);
+      return 1;
+    }
+    return await runner.done;
+  } finally {
+    for (const [signal, listener] of listeners) Deno.removeSignalListener(signal, listener);
+    logging.close();
+  }
 }

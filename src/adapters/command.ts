@@ -9,8 +9,10 @@
  * - `{"type":"step","kind":"tool_use","text":"..."}`: a tool or reasoning step for the mirror;
  * - any other line (plain text, or JSON of another shape): response text.
  *
- * A turn starts when messages are delivered and ends with the first response, unless the program
- * has reported a status of its own: from then on the turn ends when it says `idle` (or `error`).
+ * A turn starts when messages are delivered and ends once every delivered message is answered (a
+ * response with its `replyTo`, or one response without `replyTo` for all of them), unless the
+ * program has reported a status of its own: from then on the turn ends when it says `idle` (or
+ * `error`).
  * stderr goes to the log. `interrupt()` sends SIGINT; `stop()` closes stdin, then SIGTERM, then
  * SIGKILL.
  *
@@ -28,6 +30,8 @@ class CommandAdapter implements ProviderAdapter {
   #stopping = false;
   #selfReported = false;
   #inTurn = false;
+  /** Delivered message ids not answered yet in this turn. */
+  readonly #awaiting = new Set<number>();
   #done: Promise<void> = Promise.resolve();
   readonly #encoder = new TextEncoder();
 
@@ -74,6 +78,7 @@ class CommandAdapter implements ProviderAdapter {
     if (!stdin || !this.#child) throw new Error("The command provider is not running");
     const text = messages.map((m) => JSON.stringify(m) + "\n").join("");
     this.#inTurn = true;
+    for (const m of messages) this.#awaiting.add(m.id);
     if (!this.#selfReported) this.events.status("busy");
     try {
       await stdin.write(this.#encoder.encode(text));
@@ -134,6 +139,7 @@ class CommandAdapter implements ProviderAdapter {
   #endTurn(ok: boolean, error?: string): void {
     if (!this.#inTurn) return;
     this.#inTurn = false;
+    this.#awaiting.clear();
     this.events.event({ type: "turn-end", ok, ...(error ? { error } : {}) }, Date.now());
   }
 
@@ -173,7 +179,9 @@ class CommandAdapter implements ProviderAdapter {
       { type: "response", text, ...(replyTo !== undefined ? { replyTo } : {}) },
       now,
     );
-    if (!this.#selfReported) {
+    if (replyTo === undefined) this.#awaiting.clear();
+    else this.#awaiting.delete(replyTo);
+    if (!this.#selfReported && this.#awaiting.size === 0) {
       this.#endTurn(true);
       this.events.status("idle");
     }

@@ -47,7 +47,7 @@ import { firstPromptNotes } from "./relay_instructions.ts";
 import { ReplyObligationCache } from "./reply_obligations.ts";
 import { RestartPolicy, type RestartPolicyOptions } from "./restart_policy.ts";
 import { removeRunnerInfo, writeRunnerInfo } from "./runner_info.ts";
-import { clearSession, loadSession, saveSession } from "./session_store.ts";
+import { loadSession, saveSession } from "./session_store.ts";
 import { analyzeSession } from "./adapters/claude_transcript.ts";
 import type { AgentStatus, InsightInput, Message, SendMessageInput, TaskStatus } from "./types.ts";
 import { VERSION } from "./version.ts";
@@ -510,11 +510,6 @@ export class Runner {
     const runtimeMs = now - this.#providerStartedAt;
     // The messages of an interrupted turn are delivered again after the restart.
     this.#failTurn(`the provider exited with code ${info.code ?? info.signal}`);
-    if (this.#resumeId && runtimeMs < 5_000) {
-      log.warn(`resuming session ${this.#resumeId} failed fast: starting a fresh session`);
-      clearSession(this.config.stateDir);
-      this.#resumeId = undefined;
-    }
     const decision = this.#restart.onExit(now, runtimeMs);
     this.#queueTimeline("provider.restart_decision", {
       exitCode: info.code,

@@ -241,15 +241,9 @@ Deno.test({
   fn: async () => {
     const w = await world();
     try {
-      const started = Date.now();
       await w.startRunner();
       const first = await w.send("PING remember-alpha");
       await waitFor("the first reply", () => replyTo(w, first.id));
-      // The runner takes an exit within 5 s of the provider's start for a failed resume and
-      // drops the session id (src/runner.ts #onProviderExit), so crash after that.
-      await new Promise((resolve) =>
-        setTimeout(resolve, Math.max(0, 5_500 - (Date.now() - started)))
-      );
       const wrapper = claudeWrapperPid();
       assert.ok(wrapper !== undefined, "found the CLI's process");
       Deno.kill(wrapper, "SIGKILL");

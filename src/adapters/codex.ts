@@ -150,6 +150,8 @@ class CodexAdapter implements ProviderAdapter {
   #notesSent = false;
   #status: string | undefined;
   #stopping = false;
+  /** The interrupt watchdog killed Codex: the turn ends (failed), it is not redelivered. */
+  #killedForInterrupt = false;
   #exited = false;
   #done: Promise<void> = Promise.resolve();
   #deliveries: Promise<unknown> = Promise.resolve();
@@ -173,6 +175,7 @@ class CodexAdapter implements ProviderAdapter {
     const bin = this.#options.bin ?? codexExecutable();
     const log = this.#context.log;
     this.#stopping = false;
+    this.#killedForInterrupt = false;
     this.#exited = false;
     this.#notesSent = false;
     this.#threadId = undefined;
@@ -213,10 +216,16 @@ class CodexAdapter implements ProviderAdapter {
       // A grandchild may hold stderr open after Codex itself is gone: stop reading then.
       if (!(await settlesWithin(stderr.done, 1_000))) await stderr.cancel();
       await stderr.done;
-      if (this.#turn) {
-        this.#finishTurn("failed", `Codex exited (code ${status.code}, signal ${status.signal})`);
-      }
       const expected = this.#stopping;
+      if (this.#turn && (expected || this.#killedForInterrupt)) {
+        this.#finishTurn("failed", `Codex exited (code ${status.code}, signal ${status.signal})`);
+      } else if (this.#turn) {
+        // A crash mid-turn: no turn-end, so the runner delivers the turn's messages again after
+        // the restart (the interrupted turn's messages were never answered).
+        log.warn(`codex exited during turn ${this.#turn.id}; its messages will be delivered again`);
+        this.#turn = undefined;
+        this.#clearTimers();
+      }
       (expected ? log.info : log.warn)(
         `codex app-server exited (code ${status.code}, signal ${status.signal})`,
       );
@@ -445,6 +454,7 @@ class CodexAdapter implements ProviderAdapter {
       this.#context.log.error(
         `Codex turn ${turnId} did not end within ${ms} ms of the interrupt: killing codex`,
       );
+      this.#killedForInterrupt = true;
       if (this.#child) signal(this.#child, "SIGKILL");
     }, ms);
   }

@@ -766,7 +766,9 @@ export class Runner {
     const adapter = this.#adapter;
     if (
       this.#stopping || this.#delivering || !adapter || !this.#providerRunning ||
-      this.#pending.size === 0 || this.#turn.length > 0 || this.#status !== "idle"
+      this.#pending.size === 0 || this.#turn.length > 0 ||
+      // A failed turn leaves the provider in `error`, still able to take the next one.
+      (this.#status !== "idle" && this.#status !== "error")
     ) return;
     const batch = [...this.#pending.values()].slice(0, 20);
     this.#delivering = true;

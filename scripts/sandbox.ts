@@ -16,6 +16,7 @@
  */
 import { dirname, isAbsolute, join, resolve } from "node:path";
 import { type Env, resolveRunConfig } from "../src/config.ts";
+import { resolveOutboxDir } from "../src/outbox_cli.ts";
 
 /** The project root (where deno.json is). */
 export const APP_DIR: string = resolve(import.meta.dirname ?? ".", "..");
@@ -93,6 +94,27 @@ function which(program: string, env: Env): string | undefined {
  */
 export function varsFor(args: string[], env: Env): Record<string, string | undefined> {
   const vars: Record<string, string | undefined> = { APP_DIR };
+  const flag = (name: string) => {
+    const i = args.indexOf(name);
+    return i === -1 ? undefined : args[i + 1];
+  };
+  if (args[0] === "outbox") {
+    // The operator CLI reads (and for requeue/purge writes) the agent's outbox only.
+    try {
+      vars["OUTBOX_DIR"] = resolveOutboxDir(
+        { agentId: flag("--agent-id"), stateDir: flag("--state-dir") },
+        env,
+      );
+    } catch {
+      // The program reports the usage error.
+    }
+    return vars;
+  }
+  if (args[0] === "dev-relay") {
+    const db = flag("--db");
+    if (db && db !== ":memory:") vars["STATE_DIR"] = dirname(resolve(db));
+    return vars;
+  }
   if (args[0] !== "run") return vars;
   let config;
   try {

@@ -118,6 +118,8 @@ export class Runner {
   readonly #pending = new Map<number, Message>();
   /** Ids already handed to the provider (bounded), so a message is never delivered twice. */
   readonly #delivered = new Set<number>();
+  /** Ids already mirrored as prompts and claimed (bounded). */
+  readonly #announced = new Set<number>();
   /** Ids this runner already answered with a reply (bounded). */
   readonly #replied = new Set<number>();
   /** The messages of the current turn. */
@@ -314,7 +316,7 @@ export class Runner {
   }
 
   async #teardown(): Promise<void> {
-    this.#heartbeat?.stop();
+    await this.#heartbeat?.stop();
     this.#obligations.stop();
     await this.#bus?.close().catch(() => {});
     await this.#control?.close().catch(() => {});
@@ -773,8 +775,12 @@ export class Runner {
     const batch = [...this.#pending.values()].slice(0, 20);
     this.#delivering = true;
     this.#turn = batch;
+    // Announced before the hand-over, so they come before anything the turn produces; once per
+    // message, so a retried hand-over is not echoed or claimed twice.
     const now = this.#now();
     for (const message of batch) {
+      if (this.#announced.has(message.id)) continue;
+      remember(this.#announced, message.id);
       this.#mirror(
         "prompt",
         message.body,

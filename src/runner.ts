@@ -618,6 +618,11 @@ export class Runner {
       for (const key of Object.keys(this.#usage) as Array<keyof Usage>) {
         this.#usage[key] += usage[key] ?? 0;
       }
+      const figures = Object.entries(usage).filter(([, v]) => typeof v === "number");
+      if (figures.length > 0) {
+        const text = figures.map(([k, v]) => `${k} ${v}`).join(", ");
+        this.#mirror("usage", `Turn usage: ${text}`, this.#now(), { usage });
+      }
     }
     if (!ok) {
       this.#counters.failedTurns++;

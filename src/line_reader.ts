@@ -4,28 +4,47 @@
  * @module
  */
 
+/** Options of {@linkcode readLines}. */
+export interface ReadLinesOptions {
+  /** A line longer than this without a newline is handed over in pieces. Default 16 MiB. */
+  maxLineBytes?: number;
+  /** Aborting cancels the stream: the lines read so far are yielded, then the generator ends. */
+  signal?: AbortSignal;
+}
+
 /** Yields each line of `stream` without its line ending; a last unterminated line is yielded too. */
 export async function* readLines(
   stream: ReadableStream<Uint8Array>,
-  options: { maxLineBytes?: number } = {},
+  options: ReadLinesOptions = {},
 ): AsyncGenerator<string> {
   const max = options.maxLineBytes ?? 16 * 1024 * 1024;
   const decoder = new TextDecoder();
+  const reader = stream.getReader();
+  const cancel = () => void reader.cancel().catch(() => {});
+  options.signal?.addEventListener("abort", cancel, { once: true });
+  if (options.signal?.aborted) cancel();
   let buffer = "";
-  for await (const chunk of stream) {
-    buffer += decoder.decode(chunk, { stream: true });
-    let newline: number;
-    while ((newline = buffer.indexOf("\n")) !== -1) {
-      const line = buffer.slice(0, newline);
-      buffer = buffer.slice(newline + 1);
-      yield line.endsWith("\r") ? line.slice(0, -1) : line;
+  try {
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      buffer += decoder.decode(value, { stream: true });
+      let newline: number;
+      while ((newline = buffer.indexOf("\n")) !== -1) {
+        const line = buffer.slice(0, newline);
+        buffer = buffer.slice(newline + 1);
+        yield line.endsWith("\r") ? line.slice(0, -1) : line;
+      }
+      if (buffer.length > max) {
+        // A runaway line without a newline: hand it over in pieces rather than grow forever.
+        yield buffer;
+        buffer = "";
+      }
     }
-    if (buffer.length > max) {
-      // A runaway line without a newline: hand it over in pieces rather than grow forever.
-      yield buffer;
-      buffer = "";
-    }
+    buffer += decoder.decode();
+    if (buffer.length > 0) yield buffer;
+  } finally {
+    options.signal?.removeEventListener("abort", cancel);
+    reader.releaseLock();
   }
-  buffer += decoder.decode();
-  if (buffer.length > 0) yield buffer;
 }

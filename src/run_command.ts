@@ -17,7 +17,8 @@ export async function runCommand(
   args: string[],
   env: Record<string, string | undefined>,
 ): Promise<number> {
-  if (args.includes("--help") || args.includes("-h")) {
+  const own = args.includes("--") ? args.slice(0, args.indexOf("--")) : args;
+  if (own.includes("--help") || own.includes("-h")) {
     // deno-lint-ignore no-console
     console.log(HELP.trimEnd());
     return 0;
@@ -43,15 +44,19 @@ export async function runCommand(
   log.info(`agent-relay-runner ${VERSION} starting agent ${config.agentId} (${config.provider})`);
   const runner = new Runner(config, { logFile: logging.logFile });
 
-  // First SIGTERM/SIGINT: graceful stop. A second one: exit at once.
-  let signals = 0;
+  // First SIGTERM/SIGINT: graceful stop. A second one: exit at once. Signals within half a
+  // second of the first count as the same one (a terminal's Ctrl-C reaches both a wrapper such
+  // as `deno task start` and the runner, and the wrapper passes it on).
+  let firstSignalAt: number | undefined;
   const onSignal = (signal: Deno.Signal) => () => {
-    signals++;
-    if (signals === 1) {
+    const now = Date.now();
+    if (firstSignalAt === undefined) {
+      firstSignalAt = now;
       log.info(`${signal} received: stopping gracefully (send it again to exit at once)`);
       void runner.stop(0);
-    } else {
+    } else if (now - firstSignalAt >= 500) {
       log.warn(`${signal} received again: exiting at once`);
+      runner.killProvider();
       logging.close();
       Deno.exit(1);
     }
@@ -65,6 +70,7 @@ export async function runCommand(
     try {
       await runner.start();
     } catch (error) {
+      if (firstSignalAt !== undefined) return await runner.done;
       const message = error instanceof OutboxLockedError
         ? error.message
         : `cannot start: ${error instanceof Error ? error.message : String(error)}`;

@@ -141,6 +141,17 @@ export class Runner {
   };
 
   #stopping: Promise<void> | undefined;
+  /** Set at once by `stop()`: nothing new starts after it. */
+  #stopRequested = false;
+  #starting: Promise<void> | undefined;
+  /** Provider starts, stops and restarts run one at a time, in this chain. */
+  #providerOp: Promise<void> = Promise.resolve();
+  /** Bumped at every provider start: events of a replaced adapter are ignored. */
+  #generation = 0;
+  /** The bus `exit` command: leave the relay once the outbox is flushed. */
+  #leaveOnStop = false;
+  /** The last unread poll came back full: poll again when the queue runs dry. */
+  #pollFull = false;
   #resolveDone!: (code: number) => void;
   /** Resolves with the exit code once the runner has stopped. */
   readonly done: Promise<number>;
@@ -184,8 +195,16 @@ export class Runner {
     return this.#control?.port;
   }
 
-  /** Starts everything; rejects (after cleaning up) when a part cannot start. */
-  async start(): Promise<void> {
+  /**
+   * Starts everything; rejects (after cleaning up) when a part cannot start. A `stop()` during
+   * start waits for it, then stops what started.
+   */
+  start(): Promise<void> {
+    this.#starting ??= this.#start();
+    return this.#starting;
+  }
+
+  async #start(): Promise<void> {
     const c = this.config;
     try {
       this.#outbox = new Outbox({
@@ -198,7 +217,12 @@ export class Runner {
         provider: c.provider,
         callbacks: {
           status: () => this.#snapshot(),
-          setStatus: (status) => this.#onProviderStatus(status),
+          // `starting` and `offline` are the runner's own to say.
+          setStatus: (status) => {
+            if (status === "busy" || status === "idle" || status === "error") {
+              this.#onProviderStatus(status);
+            }
+          },
           obligations: this.#obligations,
           deliveredThisTurn: () => this.#turn.map((m) => m.id),
           decidePermission: this.#decide,
@@ -259,12 +283,30 @@ export class Runner {
       });
       this.#heartbeat.start();
       this.#resumeId = c.provider === "command" ? undefined : loadSession(c.stateDir, c.provider);
-      await this.#spawnProvider();
-      this.#scheduleBootstrap(0);
+      await this.#serial(() => this.#spawnProvider());
+      if (!this.#stopRequested) this.#scheduleBootstrap(0);
     } catch (error) {
+      if (this.#stopRequested) return; // Stopping anyway: stop() cleans up.
+      this.#stopRequested = true;
+      this.#clearTimers();
       await this.#teardown();
+      await removeRunnerInfo(c.infoFile);
+      await Deno.remove(this.#secretFile()).catch(() => {});
       throw error;
     }
+  }
+
+  #clearTimers(): void {
+    clearTimeout(this.#drainTimer);
+    clearTimeout(this.#restartTimer);
+    clearTimeout(this.#bootstrapTimer);
+  }
+
+  /** Runs `op` after every provider operation before it. */
+  #serial(op: () => Promise<void>): Promise<void> {
+    const next = this.#providerOp.then(op);
+    this.#providerOp = next.catch(() => {});
+    return next;
   }
 
   /**
@@ -287,6 +329,7 @@ export class Runner {
         ) {
           remember(this.#delivered, p["replyTo"]);
           remember(this.#replied, p["replyTo"]);
+          this.#obligations.markAnswered([p["replyTo"]]);
         }
       }
     }
@@ -294,18 +337,25 @@ export class Runner {
 
   /** Stops gracefully (idempotent); `done` then resolves with `code`. */
   stop(code = 0): Promise<void> {
+    this.#stopRequested = true;
     this.#stopping ??= (async () => {
       log.info(`stopping (exit code ${code})`);
-      clearTimeout(this.#drainTimer);
-      clearTimeout(this.#restartTimer);
-      clearTimeout(this.#bootstrapTimer);
-      try {
-        await this.#adapter?.stop({ timeoutMs: this.#deps.stopTimeoutMs ?? 5_000 });
-      } catch (error) {
-        log.warn(`stopping the provider failed: ${errorText(error)}`);
-      }
+      this.#clearTimers();
+      await this.#starting?.catch(() => {});
+      await this.#serial(async () => {
+        try {
+          await this.#adapter?.stop({ timeoutMs: this.#deps.stopTimeoutMs ?? 5_000 });
+        } catch (error) {
+          log.warn(`stopping the provider failed: ${errorText(error)}`);
+        }
+      }).catch(() => {});
+      this.#clearTimers();
       this.#setStatus("offline");
       await this.#flush(this.#deps.flushTimeoutMs ?? 3_000);
+      if (this.#leaveOnStop) {
+        await this.#http.leave(this.config.agentId, { signal: AbortSignal.timeout(2_000) })
+          .catch((error) => log.warn(`leaving the relay failed: ${errorText(error)}`));
+      }
       await this.#teardown();
       await removeRunnerInfo(this.config.infoFile);
       await Deno.remove(this.#secretFile()).catch(() => {});
@@ -313,6 +363,15 @@ export class Runner {
       this.#resolveDone(code);
     })();
     return this.#stopping;
+  }
+
+  /** For an immediate exit: kills the provider now, without waiting for anything. */
+  killProvider(): void {
+    try {
+      this.#adapter?.kill?.();
+    } catch {
+      // Already gone.
+    }
   }
 
   async #teardown(): Promise<void> {
@@ -353,7 +412,7 @@ export class Runner {
 
   /** The effective status: the provider's, held busy while subagents run. */
   #recomputeStatus(): void {
-    if (this.#status === "offline" || this.#stopping) return;
+    if (this.#stopRequested) return;
     let status = this.#providerStatus;
     if (status === "idle" && (this.#subagents > 0 || this.#delivering)) status = "busy";
     this.#setStatus(status);
@@ -468,7 +527,9 @@ export class Runner {
   // -------------------------------------------------------------------------------------------
   // The provider
 
+  /** Starts a provider (run it through {@linkcode Runner.#serial}). */
   async #spawnProvider(): Promise<void> {
+    if (this.#stopRequested || this.#providerRunning) return;
     const c = this.config;
     const factory = this.#deps.adapterFactory ?? await adapterFor(c.provider);
     const pluginDir = c.provider === "claude" ? await writePlugin(c.stateDir) : undefined;
@@ -476,6 +537,8 @@ export class Runner {
       AGENT_RELAY_RUNNER_PORT: String(this.#control!.port),
       AGENT_RELAY_RUNNER_SECRET: this.#control!.secret,
       AGENT_RELAY_AGENT_ID: c.agentId,
+      // The relay token is the runner's, not the agent's.
+      AGENT_RELAY_TOKEN: "",
     };
     const context: AdapterContext = {
       agentId: c.agentId,
@@ -492,22 +555,45 @@ export class Runner {
       spawn: this.#deps.spawn ?? defaultSpawner,
       log: getLogger(c.provider),
     };
+    const generation = ++this.#generation;
+    const current = () => generation === this.#generation;
     const events: AdapterEvents = {
-      status: (status) => this.#onProviderStatus(status),
-      event: (event, at) => this.#onSessionEvent(event, at),
-      exit: (info) => this.#onProviderExit(info),
+      status: (status) => current() && this.#onProviderStatus(status),
+      event: (event, at) => current() && this.#onSessionEvent(event, at),
+      exit: (info) => current() && this.#onProviderExit(info),
       diagnostic: (line) => getLogger(c.provider).warn(`stderr: ${line}`),
     };
-    this.#adapter = factory(context, events);
+    const adapter = factory(context, events);
+    this.#adapter = adapter;
+    this.#subagents = 0;
     this.#providerStartedAt = this.#now();
     this.#providerRunning = true;
-    await this.#adapter.start();
-    log.info(`${c.provider} started (pid ${this.#adapter.pid ?? "?"})`);
+    try {
+      await adapter.start();
+    } catch (error) {
+      if (current()) this.#providerRunning = false;
+      throw error;
+    }
+    log.info(`${c.provider} started (pid ${adapter.pid ?? "?"})`);
+    if (this.#stopRequested) {
+      await adapter.stop({ timeoutMs: this.#deps.stopTimeoutMs ?? 5_000 }).catch(() => {});
+    }
+  }
+
+  /** A (re)start that failed counts as an unexpected exit: the restart policy decides. */
+  async #respawn(): Promise<void> {
+    try {
+      await this.#spawnProvider();
+    } catch (error) {
+      log.error(`starting the provider failed: ${errorText(error)}`);
+      this.#onProviderExit({ code: null, signal: null, expected: false });
+    }
   }
 
   #onProviderExit(info: { code: number | null; signal: string | null; expected: boolean }): void {
     this.#providerRunning = false;
-    if (info.expected || this.#stopping) return;
+    this.#subagents = 0;
+    if (info.expected || this.#stopRequested) return;
     const now = this.#now();
     const runtimeMs = now - this.#providerStartedAt;
     // The messages of an interrupted turn are delivered again after the restart.
@@ -535,12 +621,10 @@ export class Runner {
     );
     this.#providerStatus = "starting";
     this.#recomputeStatus();
+    clearTimeout(this.#restartTimer);
     this.#restartTimer = setTimeout(() => {
       this.#counters.restarts++;
-      this.#spawnProvider().catch((error) => {
-        log.error(`restarting the provider failed: ${errorText(error)}`);
-        this.#onProviderExit({ code: null, signal: null, expected: false });
-      });
+      void this.#serial(() => this.#respawn());
     }, decision.delayMs);
   }
 
@@ -630,8 +714,12 @@ export class Runner {
     }
     for (const message of this.#turn) {
       if (message.taskId) this.#queueTask(message, ok ? "done" : "failed");
+      // Read once the turn is over: a runner stopped or killed mid-turn leaves the message unread,
+      // so the next start delivers it again.
+      if (!this.#stopRequested) this.#queue("mark-read", { messageId: message.id }, this.#now());
     }
     this.#turn = [];
+    if (this.#pending.size === 0 && this.#pollFull) this.#scheduleBootstrap(1_000);
     this.#scheduleDrain(0);
   }
 
@@ -676,10 +764,13 @@ export class Runner {
         return;
       case "stop":
         if (context.stop?.blocked) {
-          // The owed messages count as delivered: this turn's answer replies to them.
+          // What the agent said so far answers the messages it was given; the turn goes on to
+          // answer the owed ones, which count as delivered now.
+          const said = str("last_assistant_message");
+          if (said && said.trim() !== "") this.#onResponse(said, this.#now(), undefined);
           for (const owed of context.stop.outstanding) {
             if (this.#turn.some((m) => m.id === owed.messageId)) continue;
-            const message: Message = {
+            const message: Message = this.#pending.get(owed.messageId) ?? {
               id: owed.messageId,
               from: owed.from,
               to: this.config.agentId,
@@ -690,7 +781,7 @@ export class Runner {
             this.#turn.push(message);
             this.#pending.delete(message.id);
             remember(this.#delivered, message.id);
-            this.#queue("mark-read", { messageId: message.id }, this.#now());
+            remember(this.#announced, message.id);
           }
         }
         return;
@@ -746,25 +837,33 @@ export class Runner {
   }
 
   #scheduleBootstrap(delayMs: number): void {
+    if (this.#stopRequested) return;
     clearTimeout(this.#bootstrapTimer);
     this.#bootstrapTimer = setTimeout(() => void this.#bootstrap(), delayMs);
   }
 
   /** Polls unread messages: at start and after every bus reconnect, retried until it succeeds. */
   async #bootstrap(): Promise<void> {
-    if (this.#stopping) return;
+    if (this.#stopRequested) return;
+    const limit = 100;
     try {
-      const messages = await this.#http.pollUnread(this.config.agentId, { limit: 100 });
+      const messages = await this.#http.pollUnread(this.config.agentId, { limit });
+      const before = this.#pending.size;
       for (const message of messages) this.#onRelayMessage(message);
-      log.info(`inbox bootstrap: ${messages.length} unread message(s)`);
+      const fresh = this.#pending.size - before;
+      // A full page may hide more: poll again once this lot is answered (their mark-reads
+      // sent), or soon if nothing on the page was new.
+      this.#pollFull = messages.length >= limit;
+      if (this.#pollFull && fresh === 0) this.#scheduleBootstrap(5_000);
+      log.info(`inbox poll: ${messages.length} unread message(s), ${fresh} new`);
     } catch (error) {
-      log.warn(`inbox bootstrap failed (${errorText(error)}); retrying in 5 s`);
+      log.warn(`inbox poll failed (${errorText(error)}); retrying in 5 s`);
       this.#scheduleBootstrap(5_000);
     }
   }
 
   #scheduleDrain(delayMs: number): void {
-    if (this.#stopping) return;
+    if (this.#stopRequested) return;
     clearTimeout(this.#drainTimer);
     this.#drainTimer = setTimeout(() => void this.#drain(), delayMs);
   }
@@ -772,7 +871,7 @@ export class Runner {
   async #drain(): Promise<void> {
     const adapter = this.#adapter;
     if (
-      this.#stopping || this.#delivering || !adapter || !this.#providerRunning ||
+      this.#stopRequested || this.#delivering || !adapter || !this.#providerRunning ||
       this.#pending.size === 0 || this.#turn.length > 0 ||
       // A failed turn leaves the provider in `error`, still able to take the next one.
       (this.#status !== "idle" && this.#status !== "error")
@@ -802,7 +901,6 @@ export class Runner {
       for (const message of batch) {
         this.#pending.delete(message.id);
         remember(this.#delivered, message.id);
-        this.#queue("mark-read", { messageId: message.id }, this.#now());
       }
       log.info(`delivered message(s) ${batch.map((m) => `#${m.id}`).join(", ")}`);
     } catch (error) {
@@ -815,6 +913,8 @@ export class Runner {
     }
     this.#delivering = false;
     this.#recomputeStatus();
+    // The turn may have ended (or failed) while the hand-over was under way.
+    if (this.#turn.length === 0) this.#scheduleDrain(0);
   }
 
   // -------------------------------------------------------------------------------------------
@@ -827,15 +927,19 @@ export class Runner {
         return { interrupted: true };
       case "restart":
         log.info("restart requested over the bus");
-        await this.#adapter?.stop({ timeoutMs: this.#deps.stopTimeoutMs ?? 5_000 });
-        this.#failTurn("restart requested");
-        await this.#spawnProvider();
+        await this.#serial(async () => {
+          clearTimeout(this.#restartTimer);
+          // The turn's messages go back in the queue first: the stop may end the turn.
+          this.#failTurn("restart requested");
+          this.#providerStatus = "starting";
+          this.#recomputeStatus();
+          await this.#adapter?.stop({ timeoutMs: this.#deps.stopTimeoutMs ?? 5_000 });
+          await this.#respawn();
+        });
         return { restarted: true };
       case "exit":
-        log.info("exit requested over the bus");
-        await this.#http.leave(this.config.agentId).catch((error) =>
-          log.warn(`leaving the relay failed: ${errorText(error)}`)
-        );
+        log.info("exit requested over the bus: leaving the relay once the outbox is flushed");
+        this.#leaveOnStop = true;
         setTimeout(() => void this.stop(0), 0);
         return { exiting: true };
       case "set-log-level": {

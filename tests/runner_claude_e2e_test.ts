@@ -279,7 +279,13 @@ Deno.test({
       const reply = await waitFor("the reply to the owed message", () => replyTo(w, owed.id));
       assert.equal(reply.body, "Answering bob now.");
       assert.equal(reply.to, "bob");
-      await waitFor("the reply to the first message", () => replyTo(w, first.id));
+      const firstReply = await waitFor(
+        "the reply to the first message",
+        () => replyTo(w, first.id),
+      );
+      // Each sender gets its own answer: what Claude said before the block answers the first.
+      assert.equal(firstReply.body, "PONG from mock");
+      assert.equal(firstReply.to, "user");
       // The owed message reached Claude through the Stop hook's feedback, not as a new delivery.
       const feedback = w.mock.messageRequests().find((r) =>
         r.lastText?.includes("Stop hook feedback")

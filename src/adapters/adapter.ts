@@ -101,6 +101,8 @@ export interface ProviderAdapter {
   interrupt(): Promise<void>;
   /** Stops the provider: politely, then killed after `timeoutMs`. */
   stop(options?: { timeoutMs?: number }): Promise<void>;
+  /** Kills the provider at once (SIGKILL), for an immediate exit; no events need follow. */
+  kill?(): void;
   /** The provider's pid, while it runs. */
   readonly pid: number | undefined;
 }

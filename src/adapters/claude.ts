@@ -47,6 +47,7 @@ import {
 } from "./claude_stream.ts";
 import { transcriptPathFor } from "./claude_transcript.ts";
 import { formatRelayMessage } from "../relay_instructions.ts";
+import { readEnv } from "../env.ts";
 
 /** The environment variable naming the Claude Code executable. */
 export const CLAUDE_BIN_ENV = "AGENT_RELAY_CLAUDE_BIN";
@@ -184,6 +185,8 @@ class ClaudeAdapter implements ProviderAdapter {
   readonly #permissionTimeoutMs: number;
   readonly #onResumeFailure: "fresh" | "reject";
   readonly #baseEnv: Record<string, string | undefined>;
+  /** Whether Claude inherits the runner's environment instead of getting `#baseEnv` only. */
+  #inheritEnv = false;
   readonly #now: () => number;
   readonly #encoder = new TextEncoder();
 
@@ -221,8 +224,24 @@ class ClaudeAdapter implements ProviderAdapter {
     this.#permissionVia = options.permissionVia ?? (context.pluginDir ? "hook" : "stdio");
     this.#permissionTimeoutMs = options.permissionTimeoutMs ?? DEFAULT_PERMISSION_TIMEOUT_MS;
     this.#onResumeFailure = options.onResumeFailure ?? "fresh";
-    this.#baseEnv = options.baseEnv ?? Deno.env.toObject();
+    if (options.baseEnv !== undefined) {
+      this.#baseEnv = options.baseEnv;
+    } else {
+      try {
+        this.#baseEnv = Deno.env.toObject();
+      } catch {
+        // Under the runner's sandbox only some variables may be read: then Claude inherits the
+        // environment as it is (no permission needed), with the stripped ones blanked.
+        this.#baseEnv = readEnv();
+        this.#inheritEnv = true;
+      }
+    }
     this.#now = options.now ?? Date.now;
+  }
+
+  /** Kills the provider at once (the runner's immediate exit). */
+  kill(): void {
+    if (this.#child) signal(this.#child, "SIGKILL");
   }
 
   get pid(): number | undefined {
@@ -282,8 +301,10 @@ class ClaudeAdapter implements ProviderAdapter {
       child = ctx.spawn(this.#bin, {
         args,
         cwd: ctx.cwd,
-        env: claudeEnv(this.#baseEnv, ctx.env),
-        clearEnv: true,
+        env: this.#inheritEnv
+          ? { ...Object.fromEntries([...STRIPPED_ENV].map((k) => [k, ""])), ...ctx.env }
+          : claudeEnv(this.#baseEnv, ctx.env),
+        clearEnv: !this.#inheritEnv,
         stdin: "piped",
         stdout: "piped",
         stderr: "piped",

@@ -166,6 +166,11 @@ class CodexAdapter implements ProviderAdapter {
     this.#now = options.now ?? Date.now;
   }
 
+  /** Kills the provider at once (the runner's immediate exit). */
+  kill(): void {
+    if (this.#child) signal(this.#child, "SIGKILL");
+  }
+
   get pid(): number | undefined {
     return this.#exited ? undefined : this.#child?.pid;
   }

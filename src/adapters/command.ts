@@ -57,16 +57,24 @@ class CommandAdapter implements ProviderAdapter {
     });
     this.#child = child;
     this.#stdin = child.stdin.getWriter();
-    const stdout = this.#readStdout(child.stdout);
-    const stderr = this.#readStderr(child.stderr);
+    const pipes = new AbortController();
+    const stdout = this.#readStdout(child.stdout, pipes.signal);
+    const stderr = this.#readStderr(child.stderr, pipes.signal);
     this.#done = (async () => {
       const status = await child.status;
-      await Promise.allSettled([stdout, stderr]);
+      // A grandchild (a background job of the program) may hold the pipes open: read what is
+      // left for a moment, then let go.
+      const drained = Promise.allSettled([stdout, stderr]);
+      if (!(await settlesWithin(drained, 1_000))) pipes.abort();
+      await drained;
       this.#child = undefined;
       const stdin = this.#stdin;
       this.#stdin = undefined;
       await stdin?.close().catch(() => stdin.abort().catch(() => {}));
-      if (this.#inTurn) this.#endTurn(false, `the program exited with code ${status.code}`);
+      // No turn-end for a turn cut short by the exit: the runner delivers its messages again
+      // (or, when stopping, leaves them unread for the next start).
+      this.#inTurn = false;
+      this.#awaiting.clear();
       this.events.exit({ code: status.code, signal: status.signal, expected: this.#stopping });
     })();
     this.events.status("idle");
@@ -124,16 +132,12 @@ class CommandAdapter implements ProviderAdapter {
     }
   }
 
-  async #exitsWithin(ms: number): Promise<boolean> {
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const timeout = new Promise<false>((resolve) => {
-      timer = setTimeout(() => resolve(false), ms);
-    });
-    try {
-      return await Promise.race([this.#done.then(() => true), timeout]);
-    } finally {
-      clearTimeout(timer);
-    }
+  #exitsWithin(ms: number): Promise<boolean> {
+    return settlesWithin(this.#done, ms);
+  }
+
+  kill(): void {
+    if (this.#child) this.#signal(this.#child, "SIGKILL");
   }
 
   #endTurn(ok: boolean, error?: string): void {
@@ -187,8 +191,8 @@ class CommandAdapter implements ProviderAdapter {
     }
   }
 
-  async #readStdout(stream: ReadableStream<Uint8Array>): Promise<void> {
-    for await (const line of readLines(stream)) {
+  async #readStdout(stream: ReadableStream<Uint8Array>, signal: AbortSignal): Promise<void> {
+    for await (const line of readLines(stream, { signal })) {
       try {
         this.#onLine(line);
       } catch (error) {
@@ -197,12 +201,25 @@ class CommandAdapter implements ProviderAdapter {
     }
   }
 
-  async #readStderr(stream: ReadableStream<Uint8Array>): Promise<void> {
-    for await (const line of readLines(stream)) {
+  async #readStderr(stream: ReadableStream<Uint8Array>, signal: AbortSignal): Promise<void> {
+    for await (const line of readLines(stream, { signal })) {
       if (line.trim() === "") continue;
       if (this.events.diagnostic) this.events.diagnostic(line);
       else this.context.log.warn(`stderr: ${line}`);
     }
+  }
+}
+
+/** Whether `promise` settles within `ms`. */
+async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<false>((resolve) => {
+    timer = setTimeout(() => resolve(false), ms);
+  });
+  try {
+    return await Promise.race([promise.then(() => true, () => true), timeout]);
+  } finally {
+    clearTimeout(timer);
   }
 }
 

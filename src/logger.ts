@@ -265,6 +265,17 @@ export function configureLogging(options: LoggingOptions): LoggingHandle {
       error instanceof Error ? error.message : error
     }`;
   }
+  // A rotation starts a new live file with the default mode: make it 0600 again.
+  let lastSize = 0;
+  const keepPrivate = () => {
+    try {
+      const size = Deno.statSync(logFile).size;
+      if (size < lastSize) Deno.chmodSync(logFile, 0o600);
+      lastSize = size;
+    } catch {
+      // Best effort.
+    }
+  };
   const sink: Sink = (record) => {
     const entry = entryOf(record);
     for (const listener of listeners) {
@@ -279,6 +290,7 @@ export function configureLogging(options: LoggingOptions): LoggingHandle {
       try {
         fileSink(record);
         written = true;
+        keepPrivate();
       } catch {
         written = false;
       }

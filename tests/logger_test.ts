@@ -123,7 +123,9 @@ Deno.test("logger: files rotate by size and keep a bounded number", async () => 
     assert.ok(files.length >= 2, `rotation happened: ${files}`);
     assert.ok(files.length <= 3, `at most 3 files kept: ${files}`);
     for (const name of files) {
-      assert.ok(Deno.statSync(join(dir, name)).size <= 2_200, `${name} stays near the bound`);
+      const stat = Deno.statSync(join(dir, name));
+      assert.ok(stat.size <= 2_200, `${name} stays near the bound`);
+      assert.equal(stat.mode! & 0o777, 0o600, `${name} is private`);
     }
     const live = await Deno.readTextFile(join(dir, "session-mirror-agent_7.log"));
     assert.match(live, /record 199 /);

@@ -228,3 +228,43 @@ Deno.test("lifecycle: providers cannot set offline, and do not see the relay tok
     assert.equal(snapshot.includes(w.relay.token), false);
   });
 });
+
+Deno.test("lifecycle: task claims follow the turn, and a hook's FATAL report reaches the relay", async () => {
+  await world("tasker", async (w) => {
+    // Reports a hook failure the way the hook plugin's ERR trap does, then answers.
+    w.start(bashAgent(
+      `curl -fsS --max-time 2 -H "Authorization: Bearer $AGENT_RELAY_RUNNER_SECRET" ` +
+        `-H 'content-type: application/json' -d '{"hook":"stop","error":"exit 7: false"}' ` +
+        `"http://127.0.0.1:$AGENT_RELAY_RUNNER_PORT/hook-fatal" >/dev/null; reply "did $body"`,
+    ));
+    await w.info();
+    await w.onBus();
+    const res = await fetch(`${w.relay.url}/api/messages`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${w.relay.token}`, "content-type": "application/json" },
+      body: JSON.stringify({
+        from: "user",
+        to: w.agentId,
+        kind: "chat",
+        body: "job",
+        taskId: "t-42",
+      }),
+    });
+    assert.equal(res.status, 201);
+    const m = ((await res.json()) as { message: Message }).message;
+    assert.equal(m.taskId, "t-42");
+    await waitFor("the reply", () => w.repliesTo(m.id).length > 0);
+    const statuses = await waitFor("the task done", () => {
+      const s = w.relay.admin.state().taskStatuses.filter((t) => t.taskId === "t-42");
+      return s.length >= 2 && s;
+    });
+    assert.deepEqual(statuses.map((s) => s.status), ["in_progress", "done"]);
+    const fatal = await waitFor(
+      "the hook_fatal insight",
+      () => w.relay.admin.state().insights.find((i) => i.signal === "hook_fatal"),
+    );
+    assert.deepEqual(fatal.value, { hook: "stop", error: "exit 7: false" });
+    assert.equal(fatal.agentId, w.agentId);
+    assert.match(await w.log(), /FATAL \[hook:stop\] exit 7: false|FATAL .*stop.*exit 7: false/);
+  });
+});

@@ -436,9 +436,8 @@ export class Runner {
       runnerPid: Deno.pid,
       startedAt: this.#startedAt,
       version: VERSION,
-      outbox: {
-        pending: stats?.pending ?? 0,
-        poisoned: stats?.poisoned ?? 0,
+      outbox: { pending: stats?.pending ?? 0, poisoned: stats?.poisoned ?? 0 },
+      outboxTotals: {
         delivered: stats?.delivered ?? 0,
         dropped: stats?.dropped ?? 0,
         lastError: stats?.lastError ?? null,

@@ -24,9 +24,20 @@ import {
   PROVIDERS,
 } from "./types.ts";
 
-/** A usage error: the CLI prints its message on one line and exits 2. */
+/**
+ * A usage error: the CLI prints its message on one line and exits 2. A message quotes the
+ * offending value, which may hold anything, so control characters are escaped (`\n`, `\u0000`)
+ * and the message is cut at 500 characters: it always stays one readable line.
+ */
 export class UsageError extends Error {
   override name = "UsageError";
+
+  constructor(message: string) {
+    // deno-lint-ignore no-control-regex
+    let line = message.replace(/[\u0000-\u001f\u007f]/g, (c) => JSON.stringify(c).slice(1, -1));
+    if (line.length > 500) line = `${line.slice(0, 499)}…`;
+    super(line);
+  }
 }
 
 /** The resolved configuration of one runner. */
@@ -56,11 +67,16 @@ export interface RunConfig {
 /** The environment as the config reads it (injected in tests). */
 export type Env = Record<string, string | undefined>;
 
+/**
+ * The loopback hosts the sandbox's net grant names (deno.json `permissions.runner.net`). Other
+ * loopback addresses (127.0.0.2, ...) are refused here: the sandbox would refuse every call to
+ * them at run time, and the runner would retry forever instead of saying so.
+ */
 const LOOPBACK_HOSTS = new Set(["127.0.0.1", "localhost", "[::1]", "::1"]);
 
-/** Whether `host` (a URL hostname) is a loopback name or address. */
+/** Whether `host` (a URL hostname) is a loopback host the sandbox lets the runner reach. */
 export function isLoopbackHost(host: string): boolean {
-  return LOOPBACK_HOSTS.has(host) || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
+  return LOOPBACK_HOSTS.has(host);
 }
 
 /** Validates a relay URL: http(s) on a loopback host. Returns it without a trailing slash. */

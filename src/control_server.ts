@@ -30,6 +30,7 @@ import {
   type LogEntry,
   onLogEntry,
   parseLogLevel,
+  redact,
   setLogLevel,
 } from "./logger.ts";
 import { decideStop, type StopDecision } from "./stop_decision.ts";
@@ -280,7 +281,15 @@ async function readText(req: Request, limit: number): Promise<string> {
   const chunks: Uint8Array[] = [];
   let total = 0;
   for (;;) {
-    const { done, value } = await reader.read();
+    let chunk: ReadableStreamReadResult<Uint8Array>;
+    try {
+      chunk = await reader.read();
+    } catch (error) {
+      // The client went away mid-body, or sent a body the HTTP layer could not decode: the
+      // request is what failed, not the runner (400, never 500).
+      throw new HttpError(400, `The body could not be read: ${errorMessage(error)}`);
+    }
+    const { done, value } = chunk;
     if (done) break;
     total += value.byteLength;
     if (total > limit) {
@@ -606,9 +615,11 @@ export function createControlHandler(options: ControlOptions): ControlHandler {
     const { value } = await readObject(req, maxBody);
     optionalType(value, "hook", "string");
     optionalType(value, "error", "string");
-    const rawHook = typeof value["hook"] === "string" ? value["hook"].trim() : "";
+    // A failing hook may echo its own command line, secret included: the report is redacted
+    // before it is logged, queued for the relay or published (the secret never leaves).
+    const rawHook = typeof value["hook"] === "string" ? redact(value["hook"]).trim() : "";
     const hookName = (rawHook || "unknown").slice(0, 100);
-    const rawError = typeof value["error"] === "string" ? value["error"] : "";
+    const rawError = typeof value["error"] === "string" ? redact(value["error"]) : "";
     const detail = (rawError || "(no detail)").slice(0, 4000);
     stats.hookFatals++;
     log.fatal(`hook ${hookName} failed: ${detail}`);

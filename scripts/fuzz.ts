@@ -1,0 +1,177 @@
+/**
+ * `deno task fuzz`: the long runs of the hardening tests (issue 9, docs/reliability.md).
+ *
+ * ```
+ * deno task fuzz [control] [--seed N] [--count N] [--wire N]   control server fuzz (default)
+ * deno task fuzz crash [--seed N] [--runs N]                    kill -9 during a stream
+ * deno task fuzz faults [--short]                               relay faults, 60 s outage
+ * deno task fuzz all                                            all three, defaults
+ * ```
+ *
+ * - `control`: `--count` (default 200,000) seeded requests in process, then `--wire` (default
+ *   5,000) over a real port, against the contract's oracle (tests/hardening/support/
+ *   control_fuzz.ts). The test suite runs 10,000 + 2,000 with a fixed seed.
+ * - `crash`: `--runs` (default 100) runner generations killed with SIGKILL at a random moment,
+ *   each restarted on the same state dir (tests/hardening/support/crash_scenario.ts). The suite
+ *   runs 20.
+ * - `faults`: the relay down 60 s, 10 s latency, 500s, garbage, bus drops, expired tokens, each
+ *   phase followed by its recovery (tests/hardening/support/fault_scenario.ts); `--short` runs
+ *   the suite's durations. Prints the stop-decision figures for docs/reliability.md.
+ *
+ * Exit code 0 when every promise held, 1 otherwise (known runner bugs are listed, not counted,
+ * unless `--strict`), 2 for bad usage.
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { portTarget, runControlFuzz } from "../tests/hardening/support/control_fuzz.ts";
+import { runCrashScenario } from "../tests/hardening/support/crash_scenario.ts";
+import {
+  LONG_FAULTS,
+  runFaultScenario,
+  SHORT_FAULTS,
+} from "../tests/hardening/support/fault_scenario.ts";
+
+// deno-lint-ignore no-console
+const say = (line: string) => console.log(line);
+// deno-lint-ignore no-console
+const warn = (line: string) => console.error(line);
+
+function int(value: string | undefined, name: string, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (!/^\d+$/.test(value)) {
+    warn(`fuzz: --${name} "${value}" is not a whole number`);
+    Deno.exit(2);
+  }
+  return Number(value);
+}
+
+async function control(seed: number, count: number, wire: number): Promise<boolean> {
+  say(`control server fuzz: seed ${seed}, ${count} requests in process, ${wire} over a port`);
+  const inProcess = await runControlFuzz({
+    seed,
+    count,
+    maxFailures: 50,
+    onProgress: (done, s) =>
+      warn(`  ${done} requests, ${s.failures.length} failures, ${Math.round(s.elapsedMs)} ms`),
+  });
+  const overPort = await runControlFuzz({
+    seed: seed + 1,
+    count: wire,
+    target: portTarget(),
+    maxFailures: 50,
+  });
+  for (const [what, s] of [["in process", inProcess], ["over a port", overPort]] as const) {
+    say(
+      `  ${what}: ${s.count} requests in ${(s.elapsedMs / 1000).toFixed(1)} s ` +
+        `(${Math.round(s.count / (s.elapsedMs / 1000))}/s); statuses ${JSON.stringify(s.statuses)}`,
+    );
+    say(
+      `    ${s.unauthorized} without the secret, ${s.huge} over 1 MiB, ${s.streamed} streamed ` +
+        `(${s.streamErrors} cut off); ${s.actions} actions, all authorized; ` +
+        `${s.failures.length} failures`,
+    );
+    for (const f of s.failures) say(`    FAIL ${f}`);
+  }
+  return inProcess.failures.length === 0 && overPort.failures.length === 0;
+}
+
+async function crash(seed: number, runs: number, strict: boolean): Promise<boolean> {
+  say(`crash: ${runs} kill -9 runs, seed ${seed}`);
+  const started = performance.now();
+  const r = await runCrashScenario({ runs, seed, log: (line) => warn(`  ${line}`) });
+  say(
+    `  ${r.messages} messages over ${r.runs} runs in ${
+      ((performance.now() - started) / 1000).toFixed(0)
+    } s`,
+  );
+  say(
+    `  ${r.acknowledgedDistinct} acknowledged events found in the outbox after kills ` +
+      `(${r.killsDuringRelayFault} kills while the relay refused everything): all stored once`,
+  );
+  say(
+    `  ${r.redelivered} messages delivered again after a kill, ${r.extraEchoes} extra prompt ` +
+      `echoes; hook_fatal: ${r.hookFatals.tried} tried, ${r.hookFatals.acknowledged} ` +
+      `acknowledged, ${r.hookFatals.stored} stored`,
+  );
+  say(
+    `  runner start to runner-info file: ${
+      JSON.stringify(r.startMs)
+    } ms; last drain ${r.drainMs} ms`,
+  );
+  for (const p of r.problems) say(`  FAIL ${p}`);
+  for (const p of r.answeredTwice) say(`  KNOWN BUG ${p}`);
+  return r.problems.length === 0 && (!strict || r.answeredTwice.length === 0);
+}
+
+async function faults(short: boolean, strict: boolean): Promise<boolean> {
+  const options = { ...(short ? SHORT_FAULTS : LONG_FAULTS), isolate: true };
+  say(
+    `faults: outage ${options.outageMs / 1000} s, latency ${options.latencyMs / 1000} s, ` +
+      `each phase followed by its recovery`,
+  );
+  const r = await runFaultScenario({ ...options, log: (line) => warn(`  ${line}`) });
+  say(
+    `  ${r.messages} messages; bus connections ${r.busConnections}; tokens renewed ${r.tokenRenewals}`,
+  );
+  say(
+    "  | phase | fault on (s) | recovery after (s) | stop decision p50 / p99 / max (ms) | stop.sh p50 / max (ms) |",
+  );
+  say("  |---|---|---|---|---|");
+  for (const p of r.phases) {
+    say(
+      `  | ${p.name} | ${(p.ms / 1000).toFixed(1)} | ${(p.recoveryMs / 1000).toFixed(1)} | ` +
+        `${p.stop.p50} / ${p.stop.p99} / ${p.stop.max} (n=${p.stop.n}) | ` +
+        `${p.hook.p50} / ${p.hook.max} (n=${p.hook.n}) |`,
+    );
+  }
+  say(
+    `  all phases: stop decision ${JSON.stringify(r.stop)} ms; stop.sh ${
+      JSON.stringify(r.hook)
+    } ms`,
+  );
+  for (const p of r.problems) say(`  FAIL ${p}`);
+  for (const p of r.outOfOrder) say(`  KNOWN BUG ${p}`);
+  return r.problems.length === 0 && r.exitCode === 0 && (!strict || r.outOfOrder.length === 0);
+}
+
+if (import.meta.main) {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: Deno.args,
+      allowPositionals: true,
+      options: {
+        seed: { type: "string" },
+        count: { type: "string" },
+        wire: { type: "string" },
+        runs: { type: "string" },
+        short: { type: "boolean" },
+        strict: { type: "boolean" },
+      },
+    });
+  } catch (error) {
+    warn(`fuzz: ${error instanceof Error ? error.message.split("\n")[0] : error}`);
+    Deno.exit(2);
+  }
+  const { values, positionals } = parsed;
+  const mode = positionals[0] ?? "control";
+  const seed = int(values.seed, "seed", Date.now() % 2 ** 31);
+  const strict = values.strict === true;
+  let ok = true;
+  if (mode === "control" || mode === "all") {
+    ok =
+      await control(seed, int(values.count, "count", 200_000), int(values.wire, "wire", 5_000)) &&
+      ok;
+  }
+  if (mode === "crash" || mode === "all") {
+    ok = await crash(seed, int(values.runs, "runs", 100), strict) && ok;
+  }
+  if (mode === "faults" || mode === "all") ok = await faults(values.short === true, strict) && ok;
+  if (!["control", "crash", "faults", "all"].includes(mode)) {
+    warn(`fuzz: unknown mode "${mode}" (control, crash, faults or all)`);
+    Deno.exit(2);
+  }
+  say(ok ? "every promise held" : "FAILED");
+  Deno.exit(ok ? 0 : 1);
+}

@@ -73,6 +73,11 @@ export function acquireOutboxLock(
     });
   }
   try {
+    Deno.chmodSync(path, 0o600); // SQLite creates it with the process umask.
+  } catch {
+    // Best effort: a filesystem without modes.
+  }
+  try {
     // MEMORY journal: no -journal file; the empty transaction below writes nothing after the
     // file's first creation. In EXCLUSIVE locking mode the lock is kept after COMMIT.
     db.exec("PRAGMA journal_mode = MEMORY");
@@ -87,8 +92,8 @@ export function acquireOutboxLock(
     }
     if (isBusy(error)) throw new OutboxLockedError(outboxPath, holderPid());
     throw new Error(
-      `Cannot lock the outbox lock file ${path}: ${messageOf(error)} ` +
-        `(if no runner uses this outbox, the lock file may be deleted)`,
+      `Cannot lock the outbox lock file ${path}: ${messageOf(error)} (is the disk full? ` +
+        `if no runner uses this outbox and the disk has room, the lock file may be deleted)`,
       { cause: error },
     );
   }

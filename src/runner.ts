@@ -35,7 +35,7 @@ import {
   type StatusSnapshot,
 } from "./control_server.ts";
 import { addSecret, getLogger, parseLogLevel, setLogLevel } from "./logger.ts";
-import { Outbox, type OutboxRecord, type SendResult } from "./outbox.ts";
+import { Outbox, OutboxLockedError, type OutboxRecord, type SendResult } from "./outbox.ts";
 import { outboxPath } from "./outbox_cli.ts";
 import { createPermissionDecider, type PermissionDecider } from "./permission_policy.ts";
 import { writePlugin } from "./plugin.ts";
@@ -120,14 +120,19 @@ export class Runner {
   readonly #delivered = new Set<number>();
   /** Ids already mirrored as prompts and claimed (bounded). */
   readonly #announced = new Set<number>();
+  /** Ids whose mark-read is queued (bounded). */
+  readonly #markedRead = new Set<number>();
   /** Ids this runner already answered with a reply (bounded). */
   readonly #replied = new Set<number>();
   /** The messages of the current turn. */
   #turn: Message[] = [];
   #delivering = false;
+  /** An unread poll is under way: deliveries wait for it (relay order). */
+  #polling = false;
   #drainTimer: ReturnType<typeof setTimeout> | undefined;
   #restartTimer: ReturnType<typeof setTimeout> | undefined;
   #bootstrapTimer: ReturnType<typeof setTimeout> | undefined;
+  #fallbackPoll: ReturnType<typeof setInterval> | undefined;
 
   #lastDeliveryAt: number | undefined;
   #lastProviderEventAt: number | undefined;
@@ -207,11 +212,21 @@ export class Runner {
   async #start(): Promise<void> {
     const c = this.config;
     try {
-      this.#outbox = new Outbox({
-        path: outboxPath(c.outboxDir),
-        agentId: c.agentId,
-        send: (records, options) => this.#send(records, options),
-      });
+      try {
+        this.#outbox = new Outbox({
+          path: outboxPath(c.outboxDir),
+          agentId: c.agentId,
+          send: (records, options) => this.#send(records, options),
+        });
+      } catch (error) {
+        const path = outboxPath(c.outboxDir);
+        const text = errorText(error);
+        if (error instanceof OutboxLockedError || text.includes(path)) throw error;
+        const hint = /disk I\/O error|disk is full|SQLITE_FULL|SQLITE_IOERR/i.test(text)
+          ? " (is the disk full, or the filesystem read-only?)"
+          : "";
+        throw new Error(`Opening the outbox ${path} failed: ${text}${hint}`, { cause: error });
+      }
       this.#control = startControlServer({
         port: c.controlPort,
         provider: c.provider,
@@ -260,6 +275,17 @@ export class Runner {
           this.#scheduleBootstrap(0);
         },
         onAuthError: () => this.#http.renewToken().catch(() => {}),
+        // While the bus is down nothing is pushed: poll the inbox instead, every 5 s.
+        onStateChange: (state) => {
+          if (state === "open" || this.#stopRequested) {
+            clearInterval(this.#fallbackPoll);
+            this.#fallbackPoll = undefined;
+          } else if (this.#fallbackPoll === undefined && this.#bus?.state !== "idle") {
+            this.#fallbackPoll = setInterval(() => {
+              if (!this.#polling) this.#scheduleBootstrap(0);
+            }, 5_000);
+          }
+        },
         onFatal: (code, message) => {
           log.error(`the relay closed the bus for good (${code}): ${message}`);
           void this.stop(1);
@@ -297,6 +323,8 @@ export class Runner {
   }
 
   #clearTimers(): void {
+    clearInterval(this.#fallbackPoll);
+    this.#fallbackPoll = undefined;
     clearTimeout(this.#drainTimer);
     clearTimeout(this.#restartTimer);
     clearTimeout(this.#bootstrapTimer);
@@ -315,6 +343,7 @@ export class Runner {
    * bootstrap from delivering or answering them a second time.
    */
   #recallQueued(): void {
+    const answered: number[] = [];
     let after = 0;
     for (;;) {
       const records = this.#outbox!.list({ limit: 1_000, afterSeq: after });
@@ -324,15 +353,19 @@ export class Runner {
         const p = record.payload as Record<string, unknown> | null;
         if (record.kind === "mark-read" && typeof p?.["messageId"] === "number") {
           remember(this.#delivered, p["messageId"]);
+          remember(this.#markedRead, p["messageId"]);
         } else if (
           record.kind === "message" && p?.["kind"] === "chat" && typeof p["replyTo"] === "number"
         ) {
           remember(this.#delivered, p["replyTo"]);
           remember(this.#replied, p["replyTo"]);
           this.#obligations.markAnswered([p["replyTo"]]);
+          answered.push(p["replyTo"]);
         }
       }
     }
+    // A kill between a reply and its mark-read: queue the mark-read now.
+    for (const id of answered) this.#markRead(id, this.#now());
   }
 
   /** Stops gracefully (idempotent); `done` then resolves with `code`. */
@@ -696,6 +729,9 @@ export class Runner {
         } satisfies SendMessageInput,
         at,
       );
+      // Read together with its answer, not at the end of the turn: a kill later in the turn
+      // must not make an answered message look unanswered.
+      this.#markRead(message.id, at);
     }
     this.#obligations.markAnswered(fresh.map((m) => m.id));
     this.#obligations.markDirty();
@@ -721,7 +757,7 @@ export class Runner {
       if (message.taskId) this.#queueTask(message, ok ? "done" : "failed");
       // Read once the turn is over: a runner stopped or killed mid-turn leaves the message unread,
       // so the next start delivers it again.
-      if (!this.#stopRequested) this.#queue("mark-read", { messageId: message.id }, this.#now());
+      if (!this.#stopRequested) this.#markRead(message.id, this.#now());
     }
     this.#turn = [];
     if (this.#pending.size === 0 && this.#pollFull) this.#scheduleBootstrap(1_000);
@@ -835,7 +871,15 @@ export class Runner {
   #onRelayMessage(message: Message): void {
     if (message.kind !== "chat" || message.to !== this.config.agentId) return;
     if (this.#delivered.has(message.id) || this.#pending.has(message.id)) return;
-    this.#pending.set(message.id, message);
+    // Kept in relay order (ids grow with time), whether a message came pushed or polled.
+    const last = [...this.#pending.keys()].at(-1);
+    if (last === undefined || message.id > last) {
+      this.#pending.set(message.id, message);
+    } else {
+      const all = [...this.#pending.values(), message].sort((a, b) => a.id - b.id);
+      this.#pending.clear();
+      for (const m of all) this.#pending.set(m.id, m);
+    }
     this.#obligations.annotate({ id: message.id, body: message.body, from: message.from });
     this.#obligations.markDirty();
     this.#scheduleDrain(0);
@@ -851,6 +895,9 @@ export class Runner {
   async #bootstrap(): Promise<void> {
     if (this.#stopRequested) return;
     const limit = 100;
+    // No delivery while the poll runs: an older message it returns must not be overtaken by a
+    // newer one pushed meanwhile.
+    this.#polling = true;
     try {
       const messages = await this.#http.pollUnread(this.config.agentId, { limit });
       const before = this.#pending.size;
@@ -864,6 +911,9 @@ export class Runner {
     } catch (error) {
       log.warn(`inbox poll failed (${errorText(error)}); retrying in 5 s`);
       this.#scheduleBootstrap(5_000);
+    } finally {
+      this.#polling = false;
+      this.#scheduleDrain(0);
     }
   }
 
@@ -876,7 +926,8 @@ export class Runner {
   async #drain(): Promise<void> {
     const adapter = this.#adapter;
     if (
-      this.#stopRequested || this.#delivering || !adapter || !this.#providerRunning ||
+      this.#stopRequested || this.#delivering || this.#polling || !adapter ||
+      !this.#providerRunning ||
       this.#pending.size === 0 || this.#turn.length > 0 ||
       // A failed turn leaves the provider in `error`, still able to take the next one.
       (this.#status !== "idle" && this.#status !== "error")
@@ -968,6 +1019,13 @@ export class Runner {
     } catch (error) {
       log.error(`queueing a ${kind} event failed: ${errorText(error)}`);
     }
+  }
+
+  /** Queues the mark-read of a message, once. */
+  #markRead(messageId: number, at: number): void {
+    if (this.#markedRead.has(messageId)) return;
+    remember(this.#markedRead, messageId);
+    this.#queue("mark-read", { messageId }, at);
   }
 
   #mirror(

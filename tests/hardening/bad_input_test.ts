@@ -539,15 +539,12 @@ Deno.test({
 });
 
 /**
- * KNOWN BUG (src/outbox.ts, not fixed here): on a nearly full filesystem (room for the lock
- * file, not for the database and its WAL) the runner says only `cannot start: disk I/O error` or
- * `cannot start: database or disk is full`, naming neither the outbox file nor the cause. (With
- * no room at all, the lock file's error names it.) Run (as root) with AGENT_RELAY_KNOWN_BUGS=1
- * to see it fail.
+ * On a nearly full filesystem (room for the lock file, not for the database and its WAL) the
+ * error names the outbox file and suggests the cause.
  */
 Deno.test({
-  name: "KNOWN BUG (outbox.ts): a nearly full disk at start is reported without naming the outbox",
-  ignore: !TMPFS || Deno.env.get("AGENT_RELAY_KNOWN_BUGS") !== "1",
+  name: "bad environment: a nearly full disk at start names the outbox and the likely cause",
+  ignore: !TMPFS,
   async fn() {
     await withTmpfs("size=256k,mode=0700", async (home, mnt) => {
       // Leave 16 KiB free.

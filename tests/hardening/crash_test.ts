@@ -8,7 +8,6 @@ import { join } from "node:path";
 import { startDevRelay } from "../../src/dev_relay/mod.ts";
 import { runCrashScenario } from "./support/crash_scenario.ts";
 
-const STRICT = Deno.env.get("AGENT_RELAY_KNOWN_BUGS") === "1";
 import {
   lines,
   Poster,
@@ -22,9 +21,8 @@ import {
 Deno.test("hardening: 20 seeded kill -9 runs during a stream (100 in `deno task fuzz crash`): nothing acknowledged lost, nothing stored twice", async () => {
   const report = await runCrashScenario({ runs: 20, seed: 9 });
   assert.deepEqual(report.problems, [], JSON.stringify(report, null, 2));
-  // A message answered twice is a known runner bug (see the KNOWN BUG test below); strict mode
-  // (AGENT_RELAY_KNOWN_BUGS=1) fails on it.
-  if (STRICT) assert.deepEqual(report.answeredTwice, [], JSON.stringify(report, null, 2));
+  // Each message is answered once, even when a kill cut its turn short.
+  assert.deepEqual(report.answeredTwice, [], JSON.stringify(report, null, 2));
   assert.equal(report.runs, 20);
   // The kills did catch acknowledged events in the outbox, and hooks did report failures.
   assert.ok(
@@ -106,18 +104,12 @@ Deno.test({
 });
 
 /**
- * KNOWN BUG (src/runner.ts since df373ff, "mark-read at turn end"; not fixed here): a message
- * answered in a turn that a kill cuts short is answered again after the restart. Its reply was
- * queued and sent, but its mark-read waits for the end of the turn (another message of the
- * same batch is still being worked on); after the kill the message is unread, the outbox no
- * longer holds the reply for `#recallQueued()` to see, so the next start delivers it again and
- * the relay stores a second reply. The random kills hit it about once in ten runs. Fix: queue
- * a message's mark-read together with its reply (in `#onResponse`), and only the unanswered
- * ones at the end of the turn. Run with AGENT_RELAY_KNOWN_BUGS=1 to see it fail.
+ * A message answered in a turn that a kill cuts short (another message of the same batch still
+ * being worked on) is not answered again after the restart: its mark-read is queued with its
+ * reply, not at the end of the turn. (Found by the random kills about once in ten runs.)
  */
 Deno.test({
-  name: "KNOWN BUG (runner.ts): a message answered in a turn cut short by a kill is answered twice",
-  ignore: !STRICT,
+  name: "crash: a message answered in a turn cut short by a kill is answered once",
   async fn() {
     const home = await Deno.makeTempDir({ prefix: "arr-twice-" });
     const agentCwd = join(home, "agent");

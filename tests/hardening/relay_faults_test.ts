@@ -10,14 +10,11 @@ import { startDevRelay } from "../../src/dev_relay/mod.ts";
 import { runFaultScenario, SHORT_FAULTS } from "./support/fault_scenario.ts";
 import { lines, Poster, startRunner, streamAgent, waitFor } from "./support/runner_harness.ts";
 
-const STRICT = Deno.env.get("AGENT_RELAY_KNOWN_BUGS") === "1";
-
 Deno.test("hardening: 500s, garbage, 2 s latency, a 5 s outage, bus drops and expired tokens mid-stream: every event exactly once, in order, and the stop decision stays fast", async () => {
   const report = await runFaultScenario(SHORT_FAULTS);
   assert.deepEqual(report.problems, [], JSON.stringify(report, null, 2));
-  // Delivery in relay order is a known runner bug (see the KNOWN BUG test below); strict
-  // mode (AGENT_RELAY_KNOWN_BUGS=1) fails on it.
-  if (STRICT) assert.deepEqual(report.outOfOrder, []);
+  // Delivered in relay order.
+  assert.deepEqual(report.outOfOrder, []);
   assert.equal(report.exitCode, 0);
   assert.ok(report.messages >= 20, `${report.messages} messages`);
   assert.ok(report.phases.length === 7 && report.phases.every((p) => p.stop.n > 0));
@@ -28,17 +25,13 @@ Deno.test("hardening: 500s, garbage, 2 s latency, a 5 s outage, bus drops and ex
 });
 
 /**
- * KNOWN BUG (src/runner.ts, not fixed here): a message pushed on the bus while the inbox
- * poll (at start, or after a bus reconnect) is still in flight is delivered at once, before the
- * older unread messages the poll then returns: the provider sees them out of relay order. The
- * crash and fault scenarios hit it by chance (deliveries 4, 1, 2, 3, 5). Fix: hold pushed
- * messages until the poll that follows a (re)connect has answered, and keep the pending queue
- * in relay id order. Run with AGENT_RELAY_KNOWN_BUGS=1 to see it fail.
+ * A message pushed on the bus while the inbox poll (at start, or after a bus reconnect) is in
+ * flight waits for the poll, so it cannot overtake the older unread messages the poll returns:
+ * deliveries wait for polls, and the queue is kept in relay id order. (Found by chance in the
+ * crash and fault scenarios: deliveries 4, 1, 2, 3, 5.)
  */
 Deno.test({
-  name:
-    "KNOWN BUG (runner.ts): a message pushed while the inbox poll is in flight overtakes older unread ones",
-  ignore: !STRICT,
+  name: "relay faults: a message pushed while the inbox poll is in flight waits its turn",
   async fn() {
     const home = await Deno.makeTempDir({ prefix: "arr-order-" });
     const agentCwd = join(home, "agent");

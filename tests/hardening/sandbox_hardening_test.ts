@@ -210,10 +210,7 @@ Deno.test("hardening: no secret in logs, errors, output, the runner-info file, /
     const modes = await walk(runner.stateDir);
     assert.ok(modes.some((m) => m.path === infoFile));
     assert.ok(modes.some((m) => m.path.endsWith("control-secret")));
-    // The outbox's lock file is the one exception today (0644, empty): see the KNOWN BUG test.
-    const badModes = modes.filter((m) =>
-      m.mode !== (m.isDir ? 0o700 : 0o600) && !m.path.endsWith("outbox.sqlite.lock")
-    );
+    const badModes = modes.filter((m) => m.mode !== (m.isDir ? 0o700 : 0o600));
     assert.deepEqual(badModes, [], "every file in the state dir is 0600, every dir 0700");
     assert.equal((await Deno.stat(join(home, "logs"))).mode! & 0o777, 0o700);
     assert.equal((await Deno.stat(runner.logPath)).mode! & 0o777, 0o600);
@@ -259,16 +256,9 @@ Deno.test("hardening: no secret in logs, errors, output, the runner-info file, /
   }
 });
 
-/**
- * KNOWN BUG (src/outbox_lock.ts, not fixed here): the lock file next to the outbox
- * (`outbox.sqlite.lock`, an empty SQLite file) is created with the default mode (0644 under
- * the usual umask 022); every other file the runner writes is 0600. It holds no data, but the
- * contract is "files 0600". Fix: chmod it to 0600 after opening, as the outbox does for its own
- * file. Run with AGENT_RELAY_KNOWN_BUGS=1 to see it fail.
- */
+/** The lock file next to the outbox (an empty SQLite file) is 0600 like every other file. */
 Deno.test({
-  name: "KNOWN BUG (outbox_lock.ts): the outbox lock file is not 0600",
-  ignore: Deno.env.get("AGENT_RELAY_KNOWN_BUGS") !== "1",
+  name: "sandbox: the outbox lock file is 0600",
   async fn() {
     const dir = await Deno.makeTempDir();
     const outbox = new Outbox({ path: join(dir, "outbox.sqlite"), agentId: "modes" });

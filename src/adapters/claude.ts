@@ -27,6 +27,7 @@
  *
  * @module
  */
+import { settlesWithin, signalChild } from "./child.ts";
 import type {
   AdapterContext,
   AdapterEvents,
@@ -241,7 +242,7 @@ class ClaudeAdapter implements ProviderAdapter {
 
   /** Kills the provider at once (the runner's immediate exit). */
   kill(): void {
-    if (this.#child) signal(this.#child, "SIGKILL");
+    if (this.#child) signalChild(this.#child, "SIGKILL");
   }
 
   get pid(): number | undefined {
@@ -342,7 +343,7 @@ class ClaudeAdapter implements ProviderAdapter {
     }
     if (outcome === "ready" && this.#child === child) return undefined;
     // Not ready: make sure it is gone, then explain.
-    signal(child, "SIGKILL");
+    signalChild(child, "SIGKILL");
     await exitedPromise;
     const why = outcome === "timeout"
       ? `it did not answer initialize within ${this.#startTimeoutMs} ms`
@@ -403,10 +404,10 @@ class ClaudeAdapter implements ProviderAdapter {
     } catch { /* stdin already closed */ }
     if (await settlesWithin(exited, timeoutMs)) return;
     this.#context.log.warn(`Claude did not exit within ${timeoutMs} ms of closing stdin; SIGTERM`);
-    signal(child, "SIGTERM");
+    signalChild(child, "SIGTERM");
     if (await settlesWithin(exited, 1000)) return;
     this.#context.log.warn("Claude did not exit after SIGTERM; SIGKILL");
-    signal(child, "SIGKILL");
+    signalChild(child, "SIGKILL");
     await exited;
   }
 
@@ -741,7 +742,7 @@ class ClaudeAdapter implements ProviderAdapter {
       this.#diagnostic(
         `no output from Claude for ${this.#watchdogMs} ms after an interrupt; killing it`,
       );
-      signal(child, "SIGKILL");
+      signalChild(child, "SIGKILL");
       return;
     }
     this.#watchdogFired = true;
@@ -765,7 +766,7 @@ class ClaudeAdapter implements ProviderAdapter {
       this.#diagnostic(
         `Claude did not answer the interrupt within ${this.#interruptTimeoutMs} ms; killing it`,
       );
-      signal(child, "SIGKILL");
+      signalChild(child, "SIGKILL");
     }
   }
 
@@ -794,25 +795,6 @@ class ClaudeAdapter implements ProviderAdapter {
 
 function messageOf(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
-}
-
-function signal(child: Deno.ChildProcess, sig: Deno.Signal): void {
-  try {
-    child.kill(sig);
-  } catch { /* already exited */ }
-}
-
-/** Whether `promise` settles within `ms` (the timer is always cleared). */
-async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<false>((resolve) => {
-    timer = setTimeout(() => resolve(false), ms);
-  });
-  try {
-    return await Promise.race([promise.then(() => true, () => true), timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 /** Builds a Claude Code adapter with options beyond the {@linkcode AdapterFactory} signature. */

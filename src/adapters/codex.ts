@@ -25,6 +25,7 @@
  *
  * @module
  */
+import { settlesWithin, signalChild } from "./child.ts";
 import { VERSION } from "../version.ts";
 import { readEnv } from "../env.ts";
 import { formatRelayMessage } from "../relay_instructions.ts";
@@ -168,7 +169,7 @@ class CodexAdapter implements ProviderAdapter {
 
   /** Kills the provider at once (the runner's immediate exit). */
   kill(): void {
-    if (this.#child) signal(this.#child, "SIGKILL");
+    if (this.#child) signalChild(this.#child, "SIGKILL");
   }
 
   get pid(): number | undefined {
@@ -368,8 +369,8 @@ class CodexAdapter implements ProviderAdapter {
       await this.#rpc?.close();
       if (!(await settlesWithin(this.#done, timeoutMs))) {
         this.#context.log.warn(`codex app-server did not exit within ${timeoutMs} ms: SIGTERM`);
-        signal(child, "SIGTERM");
-        if (!(await settlesWithin(this.#done, 2_000))) signal(child, "SIGKILL");
+        signalChild(child, "SIGTERM");
+        if (!(await settlesWithin(this.#done, 2_000))) signalChild(child, "SIGKILL");
       }
     }
     await this.#done;
@@ -460,7 +461,7 @@ class CodexAdapter implements ProviderAdapter {
         `Codex turn ${turnId} did not end within ${ms} ms of the interrupt: killing codex`,
       );
       this.#killedForInterrupt = true;
-      if (this.#child) signal(this.#child, "SIGKILL");
+      if (this.#child) signalChild(this.#child, "SIGKILL");
     }, ms);
   }
 
@@ -793,27 +794,6 @@ class CodexAdapter implements ProviderAdapter {
       emit(buffer + decoder.decode());
     })();
     return { done, cancel: () => reader.cancel().catch(() => {}) };
-  }
-}
-
-function signal(child: Deno.ChildProcess, sig: Deno.Signal): void {
-  try {
-    child.kill(sig);
-  } catch {
-    // already gone
-  }
-}
-
-/** Whether `promise` settles within `ms` (the timer is always cleared). */
-async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<false>((resolve) => {
-    timer = setTimeout(() => resolve(false), ms);
-  });
-  try {
-    return await Promise.race([promise.then(() => true, () => true), timeout]);
-  } finally {
-    clearTimeout(timer);
   }
 }
 

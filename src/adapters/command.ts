@@ -18,6 +18,7 @@
  *
  * @module
  */
+import { settlesWithin, signalChild } from "./child.ts";
 import type { Message } from "../types.ts";
 import { readLines } from "../line_reader.ts";
 import type { AdapterContext, AdapterEvents, AdapterFactory, ProviderAdapter } from "./adapter.ts";
@@ -117,27 +118,15 @@ class CommandAdapter implements ProviderAdapter {
     const stdin = this.#stdin;
     this.#stdin = undefined;
     await stdin?.close().catch(() => stdin.abort().catch(() => {}));
-    if (!(await this.#exitsWithin(timeoutMs / 2))) {
-      this.#signal(child, "SIGTERM");
-      if (!(await this.#exitsWithin(timeoutMs / 2))) this.#signal(child, "SIGKILL");
+    if (!(await settlesWithin(this.#done, timeoutMs / 2))) {
+      signalChild(child, "SIGTERM");
+      if (!(await settlesWithin(this.#done, timeoutMs / 2))) signalChild(child, "SIGKILL");
     }
     await this.#done;
   }
 
-  #signal(child: Deno.ChildProcess, signal: Deno.Signal): void {
-    try {
-      child.kill(signal);
-    } catch {
-      // Already gone.
-    }
-  }
-
-  #exitsWithin(ms: number): Promise<boolean> {
-    return settlesWithin(this.#done, ms);
-  }
-
   kill(): void {
-    if (this.#child) this.#signal(this.#child, "SIGKILL");
+    if (this.#child) signalChild(this.#child, "SIGKILL");
   }
 
   #endTurn(ok: boolean, error?: string): void {
@@ -207,19 +196,6 @@ class CommandAdapter implements ProviderAdapter {
       if (this.events.diagnostic) this.events.diagnostic(line);
       else this.context.log.warn(`stderr: ${line}`);
     }
-  }
-}
-
-/** Whether `promise` settles within `ms`. */
-async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<false>((resolve) => {
-    timer = setTimeout(() => resolve(false), ms);
-  });
-  try {
-    return await Promise.race([promise.then(() => true, () => true), timeout]);
-  } finally {
-    clearTimeout(timer);
   }
 }
 

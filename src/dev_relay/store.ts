@@ -10,21 +10,12 @@
  */
 import { DatabaseSync } from "node:sqlite";
 import { createHash, randomBytes } from "node:crypto";
-import type { Message } from "../types.ts";
+import type { InsightInput, Message } from "../types.ts";
 
 /** A stored insight. */
-export interface StoredInsight {
+export interface StoredInsight extends InsightInput {
   id: number;
-  idempotencyKey?: string;
-  sessionId: string;
-  project: string;
-  agentId: string;
-  signal: string;
-  value: unknown;
-  outcome?: unknown;
-  source: string;
-  /** Epoch ms, as the runner sent it. */
-  occurredAt: number;
+  /** ISO-8601: when the relay stored it (`occurredAt` is when it happened, epoch ms). */
   createdAt: string;
 }
 

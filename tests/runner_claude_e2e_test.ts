@@ -28,6 +28,7 @@ import {
   type MockScript,
   startMockAnthropic,
 } from "./support/mock_anthropic.ts";
+import { waitFor } from "./support/wait.ts";
 
 const CLAUDE = installedClaude();
 const AGENT = "claude-e2e";
@@ -133,22 +134,6 @@ async function world(): Promise<World> {
       await sandbox.cleanup();
     },
   };
-}
-
-async function waitFor<T>(
-  what: string,
-  probe: () => T | undefined | false,
-  timeoutMs = 20_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = probe();
-    if (value !== undefined && value !== false) return value;
-    if (Date.now() > deadline) {
-      throw new Error(`Timed out after ${timeoutMs} ms waiting for ${what}`);
-    }
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
 }
 
 function replyTo(w: World, id: number): Message | undefined {

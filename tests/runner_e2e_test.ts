@@ -7,22 +7,9 @@ import { join } from "node:path";
 import { type DevRelay, startDevRelay } from "../src/dev_relay/mod.ts";
 import type { Message } from "../src/types.ts";
 import { spawnSandboxed } from "./support/run_main.ts";
+import { waitFor } from "./support/wait.ts";
 
 const ECHO = new URL("../examples/echo-agent", import.meta.url).pathname;
-
-async function waitFor<T>(
-  what: string,
-  probe: () => T | undefined | false | Promise<T | undefined | false>,
-  timeoutMs = 15_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined && value !== false) return value;
-    if (Date.now() > deadline) throw new Error(`Timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
 
 interface RunningRunner {
   child: Deno.ChildProcess;

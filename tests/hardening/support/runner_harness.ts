@@ -10,23 +10,10 @@ import { DatabaseSync } from "node:sqlite";
 import type { DevRelay } from "../../../src/dev_relay/mod.ts";
 import type { Message } from "../../../src/types.ts";
 import { spawnSandboxed } from "../../support/run_main.ts";
+import { waitFor } from "../../support/wait.ts";
+export { waitFor };
 
 /** Polls `probe` every 25 ms until it gives a value, or throws after `timeoutMs`. */
-export async function waitFor<T>(
-  what: string,
-  probe: () => T | undefined | false | Promise<T | undefined | false>,
-  timeoutMs = 15_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined && value !== false) return value;
-    if (Date.now() > deadline) {
-      throw new Error(`Timed out after ${timeoutMs} ms waiting for ${what}`);
-    }
-    await sleep(25);
-  }
-}
 
 /** Resolves after `ms`. */
 export function sleep(ms: number): Promise<void> {

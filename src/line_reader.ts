@@ -10,9 +10,17 @@ export interface ReadLinesOptions {
   maxLineBytes?: number;
   /** Aborting cancels the stream: the lines read so far are yielded, then the generator ends. */
   signal?: AbortSignal;
+  /**
+   * Receives a last line that ended without a newline (the writer died mid-line, or the stream
+   * was cancelled). Without it, that line is yielded like the others.
+   */
+  onPartial?: (text: string) => void;
 }
 
-/** Yields each line of `stream` without its line ending; a last unterminated line is yielded too. */
+/**
+ * Yields each line of `stream` without its line ending; a last unterminated line goes to
+ * `onPartial` when given, else it is yielded too.
+ */
 export async function* readLines(
   stream: ReadableStream<Uint8Array>,
   options: ReadLinesOptions = {},
@@ -42,7 +50,10 @@ export async function* readLines(
       }
     }
     buffer += decoder.decode();
-    if (buffer.length > 0) yield buffer;
+    if (buffer.length > 0) {
+      if (options.onPartial) options.onPartial(buffer);
+      else yield buffer;
+    }
   } finally {
     options.signal?.removeEventListener("abort", cancel);
     reader.releaseLock();

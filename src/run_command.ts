@@ -70,7 +70,8 @@ export async function runCommand(
     try {
       await runner.start();
     } catch (error) {
-      if (firstSignalAt !== undefined) return await runner.done;
+      // A start that failed exits 1, even when a signal came in while it cleaned up.
+      if (firstSignalAt !== undefined) await runner.done;
       const message = error instanceof OutboxLockedError
         ? error.message
         : `cannot start: ${error instanceof Error ? error.message : String(error)}`;

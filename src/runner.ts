@@ -129,6 +129,14 @@ export class Runner {
   #delivering = false;
   /** An unread poll is under way: deliveries wait for it (relay order). */
   #polling = false;
+  /** A poll was asked for while one ran: run another when it ends. */
+  #pollAgain = false;
+  #pollAbort: AbortController | undefined;
+  #pollRunning: Promise<void> | undefined;
+  /** Bumped when a turn is given up (crash, restart): a hand-over under way then is void. */
+  #turnEpoch = 0;
+  /** Background work that queues events (session-end insights): awaited before the flush. */
+  readonly #work = new Set<Promise<void>>();
   #drainTimer: ReturnType<typeof setTimeout> | undefined;
   #restartTimer: ReturnType<typeof setTimeout> | undefined;
   #bootstrapTimer: ReturnType<typeof setTimeout> | undefined;
@@ -210,6 +218,7 @@ export class Runner {
   }
 
   async #start(): Promise<void> {
+    if (this.#stopRequested) return;
     const c = this.config;
     try {
       try {
@@ -280,7 +289,7 @@ export class Runner {
           if (state === "open" || this.#stopRequested) {
             clearInterval(this.#fallbackPoll);
             this.#fallbackPoll = undefined;
-          } else if (this.#fallbackPoll === undefined && this.#bus?.state !== "idle") {
+          } else if (this.#fallbackPoll === undefined) {
             this.#fallbackPoll = setInterval(() => {
               if (!this.#polling) this.#scheduleBootstrap(0);
             }, 5_000);
@@ -309,8 +318,9 @@ export class Runner {
       });
       this.#heartbeat.start();
       this.#resumeId = c.provider === "command" ? undefined : loadSession(c.stateDir, c.provider);
+      // The first poll runs while the provider starts; deliveries wait for it (relay order).
+      this.#scheduleBootstrap(0);
       await this.#serial(() => this.#spawnProvider());
-      if (!this.#stopRequested) this.#scheduleBootstrap(0);
     } catch (error) {
       if (this.#stopRequested) return; // Stopping anyway: stop() cleans up.
       this.#stopRequested = true;
@@ -383,6 +393,8 @@ export class Runner {
         }
       }).catch(() => {});
       this.#clearTimers();
+      this.#pollAbort?.abort();
+      await Promise.allSettled([this.#pollRunning, ...this.#work]);
       this.#setStatus("offline");
       await this.#flush(this.#deps.flushTimeoutMs ?? 3_000);
       if (this.#leaveOnStop) {
@@ -766,6 +778,7 @@ export class Runner {
 
   /** The provider died mid-turn: its messages go back to the front of the queue. */
   #failTurn(reason: string): void {
+    this.#turnEpoch++;
     if (this.#turn.length === 0) return;
     log.warn(
       `turn interrupted (${reason}): ${this.#turn.length} message(s) will be delivered again`,
@@ -778,7 +791,9 @@ export class Runner {
     }
     for (const [id, message] of this.#pending) again.set(id, message);
     this.#pending.clear();
-    for (const [id, message] of again) this.#pending.set(id, message);
+    for (const message of [...again.values()].sort((a, b) => a.id - b.id)) {
+      this.#pending.set(message.id, message);
+    }
     this.#turn = [];
   }
 
@@ -839,7 +854,11 @@ export class Runner {
         return;
       case "session-end": {
         const transcript = str("transcript_path") ?? this.#transcriptPath;
-        if (transcript) void this.#queueContextRatio(transcript, str("reason"));
+        if (transcript) {
+          const work = this.#queueContextRatio(transcript, str("reason"));
+          this.#work.add(work);
+          void work.finally(() => this.#work.delete(work));
+        }
         return;
       }
       default:
@@ -892,16 +911,39 @@ export class Runner {
   }
 
   /** Polls unread messages: at start and after every bus reconnect, retried until it succeeds. */
-  async #bootstrap(): Promise<void> {
-    if (this.#stopRequested) return;
+  #bootstrap(): Promise<void> {
+    if (this.#stopRequested) return Promise.resolve();
+    if (this.#polling) {
+      this.#pollAgain = true; // One poll at a time; another follows this one.
+      return Promise.resolve();
+    }
+    this.#pollRunning = this.#poll().finally(() => (this.#pollRunning = undefined));
+    return this.#pollRunning;
+  }
+
+  async #poll(): Promise<void> {
     const limit = 100;
     // No delivery while the poll runs: an older message it returns must not be overtaken by a
     // newer one pushed meanwhile.
     this.#polling = true;
+    this.#pollAbort = new AbortController();
     try {
-      const messages = await this.#http.pollUnread(this.config.agentId, { limit });
+      const messages = await this.#http.pollUnread(this.config.agentId, {
+        limit,
+        signal: this.#pollAbort.signal,
+      });
+      if (this.#stopRequested) return;
+      // The relay answers again: an outbox backing off need not wait out its delay.
+      if ((this.#outbox?.stats().consecutiveFailures ?? 0) > 0) this.#outbox?.wake();
       const before = this.#pending.size;
-      for (const message of messages) this.#onRelayMessage(message);
+      for (const message of messages) {
+        if (message.to === this.config.agentId && message.kind !== "chat") {
+          // Never delivered: mark it read so it cannot fill every page of the inbox.
+          this.#markRead(message.id, this.#now());
+          continue;
+        }
+        this.#onRelayMessage(message);
+      }
       const fresh = this.#pending.size - before;
       // A full page may hide more: poll again once this lot is answered (their mark-reads
       // sent), or soon if nothing on the page was new.
@@ -909,10 +951,16 @@ export class Runner {
       if (this.#pollFull && fresh === 0) this.#scheduleBootstrap(5_000);
       log.info(`inbox poll: ${messages.length} unread message(s), ${fresh} new`);
     } catch (error) {
+      if (this.#stopRequested) return;
       log.warn(`inbox poll failed (${errorText(error)}); retrying in 5 s`);
       this.#scheduleBootstrap(5_000);
     } finally {
       this.#polling = false;
+      this.#pollAbort = undefined;
+      if (this.#pollAgain) {
+        this.#pollAgain = false;
+        this.#scheduleBootstrap(0);
+      }
       this.#scheduleDrain(0);
     }
   }
@@ -950,8 +998,11 @@ export class Runner {
       );
       if (message.taskId) this.#queueTask(message, "in_progress");
     }
+    const epoch = this.#turnEpoch;
     try {
       await adapter.deliver(batch);
+      // The turn was given up during the hand-over (a restart): it is back in the queue.
+      if (epoch !== this.#turnEpoch) throw new Error("the provider was restarted meanwhile");
       this.#lastDeliveryAt = this.#now();
       this.#counters.delivered += batch.length;
       for (const message of batch) {
@@ -961,7 +1012,7 @@ export class Runner {
       log.info(`delivered message(s) ${batch.map((m) => `#${m.id}`).join(", ")}`);
     } catch (error) {
       log.warn(`delivery failed (${errorText(error)}); the message(s) stay queued`);
-      this.#turn = [];
+      if (epoch === this.#turnEpoch) this.#turn = [];
       this.#delivering = false;
       this.#recomputeStatus();
       this.#scheduleDrain(1_000);

@@ -255,3 +255,20 @@ Deno.test("lifecycle: task claims follow the turn, and a hook's FATAL report rea
     assert.match(await w.log(), /FATAL \[hook:stop\] exit 7: false|FATAL .*stop.*exit 7: false/);
   });
 });
+
+Deno.test("lifecycle: a page of messages the runner never delivers does not hide a chat", async () => {
+  await world("noisy", async (w) => {
+    for (let i = 0; i < 100; i++) {
+      const res = await fetch(`${w.relay.url}/api/messages`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${w.relay.token}`, "content-type": "application/json" },
+        body: JSON.stringify({ from: "bot", to: w.agentId, kind: "note", body: `n${i}` }),
+      });
+      await res.body?.cancel();
+    }
+    const chat = await w.send("the real one");
+    w.start([ECHO]);
+    await waitFor("the chat answered", () => w.repliesTo(chat.id).length > 0, 30_000);
+    assert.deepEqual(w.repliesTo(chat.id).map((r) => r.body), ["echo: the real one"]);
+  });
+});

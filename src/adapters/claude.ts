@@ -399,9 +399,9 @@ class ClaudeAdapter implements ProviderAdapter {
     this.#stopping = true;
     this.#clearWatchdog();
     const timeoutMs = options.timeoutMs ?? this.#stopTimeoutMs;
-    try {
-      await this.#writer?.close();
-    } catch { /* stdin already closed */ }
+    // Not awaited: a close waits for pending writes, which never finish if Claude stopped
+    // reading; the signals below must not wait on it.
+    void this.#writer?.close().catch(() => {/* stdin already closed */});
     if (await settlesWithin(exited, timeoutMs)) return;
     this.#context.log.warn(`Claude did not exit within ${timeoutMs} ms of closing stdin; SIGTERM`);
     signalChild(child, "SIGTERM");

@@ -71,7 +71,8 @@ class CommandAdapter implements ProviderAdapter {
       this.#child = undefined;
       const stdin = this.#stdin;
       this.#stdin = undefined;
-      await stdin?.close().catch(() => stdin.abort().catch(() => {}));
+      // The program is gone: drop whatever it did not read.
+      await stdin?.abort().catch(() => {});
       // No turn-end for a turn cut short by the exit: the runner delivers its messages again
       // (or, when stopping, leaves them unread for the next start).
       this.#inTurn = false;
@@ -115,9 +116,9 @@ class CommandAdapter implements ProviderAdapter {
     if (!child) return;
     this.#stopping = true;
     const timeoutMs = options.timeoutMs ?? 5_000;
-    const stdin = this.#stdin;
-    this.#stdin = undefined;
-    await stdin?.close().catch(() => stdin.abort().catch(() => {}));
+    // Not awaited: a close waits for pending writes, which never finish if the program stopped
+    // reading; the signals below must not wait on it (the exit aborts the rest).
+    void this.#stdin?.close().catch(() => {});
     if (!(await settlesWithin(this.#done, timeoutMs / 2))) {
       signalChild(child, "SIGTERM");
       if (!(await settlesWithin(this.#done, timeoutMs / 2))) signalChild(child, "SIGKILL");
@@ -181,7 +182,9 @@ class CommandAdapter implements ProviderAdapter {
   }
 
   async #readStdout(stream: ReadableStream<Uint8Array>, signal: AbortSignal): Promise<void> {
-    for await (const line of readLines(stream, { signal })) {
+    const onPartial = (text: string) =>
+      this.events.diagnostic?.(`an unfinished last line was ignored: ${text.slice(0, 200)}`);
+    for await (const line of readLines(stream, { signal, onPartial })) {
       try {
         this.#onLine(line);
       } catch (error) {

@@ -133,3 +133,32 @@ Deno.test("command adapter: stop kills a program that ignores stdin closing and 
   assert.equal(exit.expected, true);
   assert.notEqual(exit.code, 0);
 });
+
+Deno.test("command adapter: stop does not wait on a program that stopped reading its stdin", async () => {
+  const r = recorder();
+  const adapter = adapterFor(["sleep", "30"], r.sink);
+  await adapter.start();
+  // More than a pipe holds: the write stays pending, as a close would.
+  const handOver = adapter.deliver([message(1, "x".repeat(256 * 1024))]);
+  handOver.catch(() => {});
+  let guard: ReturnType<typeof setTimeout> | undefined;
+  const stopped = await Promise.race([
+    adapter.stop({ timeoutMs: 400 }).then(() => true),
+    new Promise<false>((resolve) => (guard = setTimeout(() => resolve(false), 10_000))),
+  ]);
+  clearTimeout(guard);
+  assert.equal(stopped, true, "stop() finished");
+  await assert.rejects(handOver);
+  assert.equal((await r.exit).expected, true);
+});
+
+Deno.test("command adapter: an unfinished last line is not taken for a response", async () => {
+  const r = recorder();
+  const adapter = adapterFor(["bash", "-c", "read -r line; printf 'half an ans'; exit 1"], r.sink);
+  await adapter.start();
+  await adapter.deliver([message(1, "go")]);
+  assert.deepEqual(await r.exit, { code: 1, signal: null, expected: false });
+  assert.equal(r.events.some((e) => e.type === "response" || e.type === "turn-end"), false);
+  assert.ok(r.diagnostics.some((d) => d.includes("unfinished last line was ignored: half an ans")));
+  await adapter.stop();
+});

@@ -394,6 +394,14 @@ function canMountTmpfs(): boolean {
 
 const TMPFS = canMountTmpfs();
 
+/** A runner (agent "full", `cat` as its provider) with its state dir at `stateDir`, to its exit. */
+function runOnStateDir(home: string, stateDir: string) {
+  const args = ["run", "--agent-id", "full", "--relay-url", RELAY, "--state-dir", stateDir];
+  return runSandboxed([...args, "--provider", "command", "--", "/bin/cat"], {
+    env: { AGENT_RELAY_HOME: home },
+  });
+}
+
 async function withTmpfs<T>(
   options: string,
   fn: (home: string, mnt: string) => Promise<T>,
@@ -449,19 +457,7 @@ Deno.test({
     });
     await withTmpfs("size=256k,mode=0700", async (home, mnt) => {
       await fill(mnt);
-      const out = await runSandboxed([
-        "run",
-        "--agent-id",
-        "full",
-        "--relay-url",
-        RELAY,
-        "--state-dir",
-        join(mnt, "state"),
-        "--provider",
-        "command",
-        "--",
-        "/bin/cat",
-      ], { env: { AGENT_RELAY_HOME: home } });
+      const out = await runOnStateDir(home, join(mnt, "state"));
       assert.equal(out.code, 1, out.stderr);
       assert.match(oneLine(out.stderr), /^agent-relay-runner: (cannot start|state dir)/);
       await assert.rejects(Deno.stat(join(mnt, "state", "runner-info.json")));
@@ -554,19 +550,7 @@ Deno.test({
       }).output();
       await fill(mnt);
       await Deno.remove(join(mnt, "spare"));
-      const out = await runSandboxed([
-        "run",
-        "--agent-id",
-        "full",
-        "--relay-url",
-        RELAY,
-        "--state-dir",
-        join(mnt, "state"),
-        "--provider",
-        "command",
-        "--",
-        "/bin/cat",
-      ], { env: { AGENT_RELAY_HOME: home } });
+      const out = await runOnStateDir(home, join(mnt, "state"));
       assert.equal(out.code, 1, out.stderr);
       assert.match(oneLine(out.stderr), /outbox\.sqlite.*(full|no space)/i);
     });

@@ -10,6 +10,7 @@
  * @module
  */
 import assert from "node:assert/strict";
+import { userTexts } from "./support/mock_openai.ts";
 import { join } from "node:path";
 import { type DevRelay, startDevRelay } from "../src/dev_relay/mod.ts";
 import type { Message, PermissionPolicy } from "../src/types.ts";
@@ -157,18 +158,6 @@ function sessionMirror(w: World): Mirrored[] {
       ...(session?.messageId !== undefined ? { messageId: session.messageId } : {}),
     };
   });
-}
-
-/** The texts of the user messages in a Responses API request body. */
-function userTexts(body: unknown): string[] {
-  const input = (body as { input?: unknown[] })?.input ?? [];
-  const texts: string[] = [];
-  for (const item of input) {
-    const i = item as { role?: string; content?: { type?: string; text?: string }[] };
-    if (i.role !== "user" || !Array.isArray(i.content)) continue;
-    for (const c of i.content) if (c.type === "input_text" && c.text) texts.push(c.text);
-  }
-  return texts;
 }
 
 function restartDecisions(w: World): Message[] {

@@ -5,6 +5,7 @@
  * installed.
  */
 import assert from "node:assert/strict";
+import { userTexts } from "../support/mock_openai.ts";
 import { join } from "node:path";
 import { createCodexAdapter } from "../../src/adapters/codex.ts";
 import type { ProviderAdapter, SessionEvent } from "../../src/adapters/adapter.ts";
@@ -20,18 +21,6 @@ const unavailable = codexUnavailableReason();
 if (unavailable) {
   // deno-lint-ignore no-console
   console.log(`codex adapter tests on the real CLI skipped: ${unavailable}`);
-}
-
-/** The texts of the user messages in a Responses API request body. */
-function userTexts(body: unknown): string[] {
-  const input = (body as { input?: unknown[] })?.input ?? [];
-  const texts: string[] = [];
-  for (const item of input) {
-    const i = item as { role?: string; content?: { type?: string; text?: string }[] };
-    if (i.role !== "user" || !Array.isArray(i.content)) continue;
-    for (const c of i.content) if (c.type === "input_text" && c.text) texts.push(c.text);
-  }
-  return texts;
 }
 
 interface Run {

@@ -286,6 +286,18 @@ export function startMockOpenAI(listen: MockListen = {}): MockOpenAI {
   };
 }
 
+/** The texts of the user messages in a Responses API request body. */
+export function userTexts(body: unknown): string[] {
+  const input = (body as { input?: unknown[] })?.input ?? [];
+  const texts: string[] = [];
+  for (const item of input) {
+    const i = item as { role?: string; content?: { type?: string; text?: string }[] };
+    if (i.role !== "user" || !Array.isArray(i.content)) continue;
+    for (const c of i.content) if (c.type === "input_text" && c.text) texts.push(c.text);
+  }
+  return texts;
+}
+
 if (import.meta.main) {
   const { parseArgs } = await import("node:util");
   const { values } = parseArgs({

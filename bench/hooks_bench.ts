@@ -18,10 +18,10 @@ import {
   type ControlCallbacks,
   createControlHandler,
   startControlServer,
-} from "../src/control_server.ts";
-import { createPermissionDecider } from "../src/permission_policy.ts";
-import { writePlugin } from "../src/plugin.ts";
-import { ReplyObligationCache } from "../src/reply_obligations.ts";
+} from "../src/control/mod.ts";
+import { createPermissionDecider } from "../src/control/mod.ts";
+import { writePlugin } from "../src/adapters/mod.ts";
+import { ReplyObligationCache } from "../src/runner/reply_obligations.ts";
 import type { ReplyObligation } from "../src/types.ts";
 
 /** Options of {@linkcode runHooksBench} (defaults are the figures). */

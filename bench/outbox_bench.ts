@@ -19,8 +19,8 @@
  */
 import { DatabaseSync } from "node:sqlite";
 import { join } from "node:path";
-import { Outbox, type OutboxRecord, type OutboxSend } from "../src/outbox.ts";
-import { SCHEMA_SQL, SQL } from "../src/outbox_store.ts";
+import { Outbox, type OutboxRecord, type OutboxSend } from "../src/outbox/mod.ts";
+import { SCHEMA_SQL, SQL } from "../src/outbox/store.ts";
 
 /** Options of {@linkcode runOutboxBench} (defaults are the figures). */
 export interface OutboxBenchOptions {

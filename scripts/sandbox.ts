@@ -15,8 +15,7 @@
  * @module
  */
 import { dirname, isAbsolute, join, resolve } from "node:path";
-import { type Env, resolveRunConfig } from "../src/config.ts";
-import { resolveOutboxDir } from "../src/outbox_cli.ts";
+import { type Env, resolveOutboxDir, resolveRunConfig } from "../src/config/mod.ts";
 
 /** The project root (where deno.json is). */
 export const APP_DIR: string = resolve(import.meta.dirname ?? ".", "..");

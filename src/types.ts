@@ -1,6 +1,6 @@
 /**
  * Wire types shared by the relay client, the reference relay, the runner and the adapters
- * (../shared/contracts.md §2).
+ * (docs/protocol.md).
  *
  * @module
  */

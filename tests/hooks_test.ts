@@ -13,10 +13,13 @@ import {
   type HookEvent,
   type HookFatalReport,
   startControlServer,
-} from "../src/control_server.ts";
-import { createPermissionDecider, type PermissionDecider } from "../src/permission_policy.ts";
-import { PLUGIN_DIR_NAME, PLUGIN_FILES, writePlugin } from "../src/plugin.ts";
-import { ReplyObligationCache } from "../src/reply_obligations.ts";
+} from "../src/control/mod.ts";
+import {
+  createPermissionDecider,
+  type PermissionDecider,
+} from "../src/control/permission_policy.ts";
+import { PLUGIN_DIR_NAME, PLUGIN_FILES, writePlugin } from "../src/adapters/claude_plugin.ts";
+import { ReplyObligationCache } from "../src/runner/reply_obligations.ts";
 import type { AgentStatus, PermissionDecision, ReplyObligation } from "../src/types.ts";
 
 /** The hook's budget: hooks.json gives every hook 5 s. */

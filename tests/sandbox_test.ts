@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { expand, loadPermissionSet, permissionFlags, varsFor } from "../scripts/sandbox.ts";
-import { ENV_VARS } from "../src/env.ts";
+import { ENV_VARS } from "../src/config/env.ts";
 import { runSandboxed } from "./support/run_main.ts";
 
 const PROBE = new URL("./fixtures/sandbox_probe.ts", import.meta.url).pathname;

@@ -47,8 +47,8 @@ import {
   StreamTranslator,
 } from "./claude_stream.ts";
 import { transcriptPathFor } from "./claude_transcript.ts";
-import { formatRelayMessage } from "../relay_instructions.ts";
-import { readEnv } from "../env.ts";
+import { formatRelayMessage } from "./relay_instructions.ts";
+import { readEnv } from "../config/mod.ts";
 
 /** The environment variable naming the Claude Code executable. */
 export const CLAUDE_BIN_ENV = "AGENT_RELAY_CLAUDE_BIN";

@@ -27,8 +27,8 @@
  */
 import { settlesWithin, signalChild } from "./child.ts";
 import { VERSION } from "../version.ts";
-import { readEnv } from "../env.ts";
-import { formatRelayMessage } from "../relay_instructions.ts";
+import { readEnv } from "../config/mod.ts";
+import { formatRelayMessage } from "./relay_instructions.ts";
 import type { Message, PermissionDecision, PermissionRequest } from "../types.ts";
 import type {
   AdapterContext,

@@ -20,7 +20,7 @@
  */
 import { settlesWithin, signalChild } from "./child.ts";
 import type { Message } from "../types.ts";
-import { readLines } from "../line_reader.ts";
+import { readLines } from "./line_reader.ts";
 import type { AdapterContext, AdapterEvents, AdapterFactory, ProviderAdapter } from "./adapter.ts";
 
 const STATUSES = new Set(["busy", "idle", "error"]);

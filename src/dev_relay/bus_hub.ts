@@ -6,8 +6,7 @@
  * @module
  */
 import { getLogger } from "../logger.ts";
-import type { BusCommand, Message } from "../types.ts";
-import { AGENT_STATUSES, type AgentStatus } from "../types.ts";
+import { AGENT_STATUSES, type AgentStatus, type BusCommand, type Message } from "../types.ts";
 import type { RelayStore } from "./store.ts";
 
 type Timer = ReturnType<typeof setTimeout>;

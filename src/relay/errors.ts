@@ -1,6 +1,6 @@
 /**
  * The relay client's error type and the classification of failures
- * (../shared/contracts.md §2).
+ * (docs/protocol.md).
  *
  * | what happened | kind | what a caller does |
  * |---|---|---|

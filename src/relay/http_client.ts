@@ -1,6 +1,6 @@
 /**
  * The runner's HTTP client for the relay: one method per call of the contract's table
- * (../shared/contracts.md §2), each bounded by a timeout and cancellable through an
+ * (docs/protocol.md), each bounded by a timeout and cancellable through an
  * `AbortSignal`, each failure a classified {@linkcode RelayError}.
  *
  * The client owns the bearer token: it renews it shortly before `expiresAt`, and after an

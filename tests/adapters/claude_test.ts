@@ -35,9 +35,9 @@ import {
 } from "../../src/adapters/claude_transcript.ts";
 import type { SessionEvent } from "../../src/adapters/adapter.ts";
 import type { PermissionRequest } from "../../src/types.ts";
-import { startControlServer } from "../../src/control_server.ts";
-import { createPermissionDecider } from "../../src/permission_policy.ts";
-import { writePlugin } from "../../src/plugin.ts";
+import { startControlServer } from "../../src/control/mod.ts";
+import { createPermissionDecider } from "../../src/control/permission_policy.ts";
+import { writePlugin } from "../../src/adapters/claude_plugin.ts";
 import { INSTALLED_CLAUDE, installedClaude } from "../support/claude_netns.ts";
 import { createClaudeSession, message, type Recorder } from "../support/claude_session.ts";
 import type { MockScript } from "../support/mock_anthropic.ts";

@@ -8,7 +8,7 @@
  * fixes for every request.
  */
 import assert from "node:assert/strict";
-import { createControlHandler, startControlServer } from "../../src/control_server.ts";
+import { createControlHandler, startControlServer } from "../../src/control/mod.ts";
 import {
   ACTIONS,
   createSpy,

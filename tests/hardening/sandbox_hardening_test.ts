@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { APP_DIR } from "../../scripts/sandbox.ts";
 import { startDevRelay } from "../../src/dev_relay/mod.ts";
-import { Outbox } from "../../src/outbox.ts";
+import { Outbox } from "../../src/outbox/outbox.ts";
 import type { Message } from "../../src/types.ts";
 import { runSandboxed } from "../support/run_main.ts";
 import {

@@ -1,10 +1,10 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { devRelayCommand } from "../../src/dev_relay_cli.ts";
+import { devRelayCommand } from "../../src/cli/dev_relay.ts";
 import { startDevRelay } from "../../src/dev_relay/server.ts";
 import { RelayBus } from "../../src/relay/bus_client.ts";
 import { RelayHttpClient } from "../../src/relay/http_client.ts";
-import { sendCommand } from "../../src/send_cli.ts";
+import { sendCommand } from "../../src/cli/send.ts";
 import type { Message } from "../../src/types.ts";
 import { connected, RecordingLogger, waitFor } from "./helpers.ts";
 

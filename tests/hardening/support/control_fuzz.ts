@@ -21,7 +21,7 @@ import {
   isHookEvent,
   MAX_BODY_BYTES,
   startControlServer,
-} from "../../../src/control_server.ts";
+} from "../../../src/control/mod.ts";
 import { getLogLevel, LOG_LEVELS, parseLogLevel, setLogLevel } from "../../../src/logger.ts";
 import { AGENT_STATUSES, type AgentStatus, type PermissionDecision } from "../../../src/types.ts";
 import { mulberry32, type Rng } from "./prng.ts";

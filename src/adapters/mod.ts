@@ -1,0 +1,27 @@
+/**
+ * Provider adapters: one per provider CLI (command, Claude Code, Codex), each turning relay
+ * messages into the provider's input and its output into session events.
+ *
+ * The adapters themselves load lazily through {@linkcode adapterFor}: a run pays only for its own.
+ *
+ * @module
+ */
+import type { AdapterFactory } from "./adapter.ts";
+import type { ProviderName } from "../types.ts";
+
+export * from "./adapter.ts";
+export { firstPromptNotes } from "./relay_instructions.ts";
+export { writePlugin } from "./claude_plugin.ts";
+export { analyzeSession } from "./claude_transcript.ts";
+
+/** The adapter factory of `provider`, loaded on first use. */
+export async function adapterFor(provider: ProviderName): Promise<AdapterFactory> {
+  switch (provider) {
+    case "command":
+      return (await import("./command.ts")).createCommandAdapter;
+    case "claude":
+      return (await import("./claude.ts")).createClaudeAdapter;
+    case "codex":
+      return (await import("./codex.ts")).createCodexAdapter;
+  }
+}

@@ -1,0 +1,194 @@
+/**
+ * `agent-relay-runner send --relay URL --to AGENT [--from user] [--token T]
+ * [--wait-reply SECONDS] TEXT`: posts a `chat` message to an agent through the relay and
+ * prints it as one JSON line; with `--wait-reply` it then waits for the message that answers
+ * it (`replyTo` = its id), prints that too, and marks it read.
+ *
+ * The relay URL may also come from `AGENT_RELAY_URL`, the token from `AGENT_RELAY_TOKEN`
+ * (default `dev`, the reference relay's). Exit codes: 0 sent (and answered), 1 the relay
+ * failed or no reply came in time, 2 bad usage.
+ *
+ * @module
+ */
+import { type Env, parseFlags, parseRelayUrl, UsageError } from "../config/mod.ts";
+import { RelayError, RelayHttpClient } from "../relay/mod.ts";
+import type { Message } from "../types.ts";
+
+/** Options of {@linkcode sendCommand} (tests). */
+export interface SendCommandOptions {
+  /** Cancels the wait for a reply. */
+  signal?: AbortSignal;
+  /** Where stdout lines go. Default: stdout. */
+  stdout?: (line: string) => void;
+  /** Where stderr lines go. Default: stderr. */
+  stderr?: (line: string) => void;
+  /** Milliseconds between polls for the reply. Default 250. */
+  pollIntervalMs?: number;
+}
+
+const FLAGS = {
+  relay: { type: "string" },
+  to: { type: "string" },
+  from: { type: "string" },
+  token: { type: "string" },
+  "wait-reply": { type: "string" },
+  help: { type: "boolean", short: "h" },
+} as const;
+
+/** The usage text of `send`. */
+export const SEND_USAGE = `Usage: agent-relay-runner send --relay URL --to AGENT [options] TEXT
+
+Posts a chat message to an agent through the relay and prints it as JSON.
+
+Options:
+  --relay URL            the relay (or AGENT_RELAY_URL)
+  --to AGENT             the recipient
+  --from ID              the sender (default "user")
+  --token T              bearer token (default AGENT_RELAY_TOKEN, else "dev")
+  --wait-reply SECONDS   wait this long for the reply and print it too
+  -h, --help             this text`;
+
+function writer(stream: { writeSync(p: Uint8Array): number }): (line: string) => void {
+  const encoder = new TextEncoder();
+  return (line) => {
+    try {
+      stream.writeSync(encoder.encode(`${line}\n`));
+    } catch {
+      // The stream is gone; nothing else to do.
+    }
+  };
+}
+
+function agentName(value: string | undefined, flag: string): string {
+  if (value === undefined) throw new UsageError(`missing required flag ${flag}`);
+  // deno-lint-ignore no-control-regex
+  if (!value.trim() || value.length > 200 || /[\x00-\x1f]/.test(value)) {
+    throw new UsageError(`${flag} "${value}" must be 1 to 200 printable characters`);
+  }
+  return value;
+}
+
+interface SendArgs {
+  relay: string;
+  to: string;
+  from: string;
+  token: string;
+  waitSeconds: number | undefined;
+  text: string;
+}
+
+function parseSendArgs(args: string[], env: Env): SendArgs | "help" {
+  const { values, positionals, rest } = parseFlags(args, FLAGS, "send");
+  if (values["help"] === true) return "help";
+  const str = (name: string) => typeof values[name] === "string" ? values[name] : undefined;
+  const relayRaw = str("relay") ?? (env["AGENT_RELAY_URL"] || undefined);
+  if (relayRaw === undefined) throw new UsageError("missing required flag --relay");
+  const relay = parseRelayUrl(relayRaw, str("relay") !== undefined ? "--relay" : "AGENT_RELAY_URL");
+  const to = agentName(str("to"), "--to");
+  const from = agentName(str("from") ?? "user", "--from");
+  const token = str("token") ?? (env["AGENT_RELAY_TOKEN"] || "dev");
+  if (!/^[\x21-\x7e]{1,4096}$/.test(token)) {
+    throw new UsageError("the token must be printable characters without spaces");
+  }
+  let waitSeconds: number | undefined;
+  const wait = str("wait-reply");
+  if (wait !== undefined) {
+    waitSeconds = Number(wait);
+    if (!/^\d+(\.\d+)?$/.test(wait.trim()) || waitSeconds <= 0 || waitSeconds > 86_400) {
+      throw new UsageError(`--wait-reply "${wait}" is not a number of seconds (0 to 86400)`);
+    }
+  }
+  const text = [...positionals, ...rest].join(" ");
+  if (text.trim() === "") throw new UsageError('missing the message TEXT for "send"');
+  return { relay, to, from, token, waitSeconds, text };
+}
+
+function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal?.aborted) return resolve();
+    const timer = setTimeout(done, ms);
+    function done() {
+      clearTimeout(timer);
+      signal?.removeEventListener("abort", done);
+      resolve();
+    }
+    signal?.addEventListener("abort", done, { once: true });
+  });
+}
+
+/** Runs `send`; resolves with the exit code. */
+export async function sendCommand(
+  args: string[],
+  env: Env,
+  options: SendCommandOptions = {},
+): Promise<number> {
+  const out = options.stdout ?? writer(Deno.stdout);
+  const err = options.stderr ?? writer(Deno.stderr);
+  let parsed: SendArgs | "help";
+  try {
+    parsed = parseSendArgs(args, env);
+  } catch (error) {
+    if (error instanceof UsageError) {
+      err(`send: ${error.message}`);
+      return 2;
+    }
+    throw error;
+  }
+  if (parsed === "help") {
+    out(SEND_USAGE);
+    return 0;
+  }
+  const { relay, to, from, token, waitSeconds, text } = parsed;
+  const client = new RelayHttpClient({ baseUrl: relay, token });
+  const call = options.signal ? { signal: options.signal } : {};
+
+  let sent: Message;
+  try {
+    ({ message: sent } = await client.sendMessage({
+      from,
+      to,
+      kind: "chat",
+      body: text,
+      occurredAt: Date.now(),
+      idempotencyKey: `send-${crypto.randomUUID()}`,
+    }, call));
+  } catch (error) {
+    err(`send: ${error instanceof Error ? error.message : String(error)}`);
+    return 1;
+  }
+  out(JSON.stringify(sent));
+  if (waitSeconds === undefined) return 0;
+
+  const deadline = Date.now() + waitSeconds * 1000;
+  let lastError: string | undefined;
+  while (!options.signal?.aborted) {
+    try {
+      const unread = await client.pollUnread(from, call);
+      const reply = unread.find((m) => m.replyTo === sent.id && m.from === to);
+      if (reply) {
+        out(JSON.stringify(reply));
+        await client.markRead(reply.id, from, call).catch((error) => {
+          err(
+            `send: could not mark reply #${reply.id} read: ${
+              error instanceof Error ? error.message : error
+            }`,
+          );
+        });
+        return 0;
+      }
+    } catch (error) {
+      if (error instanceof RelayError && (error.kind === "permanent" || error.kind === "auth")) {
+        err(`send: ${error.message}`);
+        return 1;
+      }
+      const message = error instanceof Error ? error.message : String(error);
+      if (message !== lastError) err(`send: still waiting; the relay failed: ${message}`);
+      lastError = message;
+    }
+    const left = deadline - Date.now();
+    if (left <= 0) break;
+    await sleep(Math.min(left, options.pollIntervalMs ?? 250), options.signal);
+  }
+  err(`send: no reply to message #${sent.id} from ${to} within ${waitSeconds}s`);
+  return 1;
+}

@@ -1,0 +1,277 @@
+/**
+ * Configuration of `agent-relay-runner run`: flag > environment > default, validated.
+ *
+ * Directory layout (docs/configuration.md): everything the runner writes lives under one base
+ * dir, `$AGENT_RELAY_HOME` or `~/.agent-relay`:
+ *
+ * ```
+ * <home>/logs/session-mirror-<agent>.log       --log-dir
+ * <home>/state/<agent>/                        --state-dir
+ * <home>/state/<agent>/runner-info.json        --info-file, AGENT_RELAY_RUNNER_INFO_FILE
+ * <home>/state/<agent>/outbox/outbox.sqlite    AGENT_RELAY_RUNNER_OUTBOX_DIR
+ * <home>/state/<agent>/claude-plugin/          the hook plugin, written at start
+ * ```
+ *
+ * @module
+ */
+import { parseArgs, type ParseArgsOptionsConfig } from "node:util";
+import { isAbsolute, join, resolve } from "node:path";
+import { type LogFormat, type LogLevel, parseLogLevel, safeLogName } from "../logger.ts";
+import {
+  PERMISSION_POLICIES,
+  type PermissionPolicy,
+  type ProviderName,
+  PROVIDERS,
+} from "../types.ts";
+
+/**
+ * A usage error: the CLI prints its message on one line and exits 2. A message quotes the
+ * offending value, which may hold anything, so control characters are escaped (`\n`, `\u0000`)
+ * and the message is cut at 500 characters: it always stays one readable line.
+ */
+export class UsageError extends Error {
+  override name = "UsageError";
+
+  constructor(message: string) {
+    // deno-lint-ignore no-control-regex
+    let line = message.replace(/[\u0000-\u001f\u007f]/g, (c) => JSON.stringify(c).slice(1, -1));
+    if (line.length > 500) line = `${line.slice(0, 499)}…`;
+    super(line);
+  }
+}
+
+/** The resolved configuration of one runner. */
+export interface RunConfig {
+  agentId: string;
+  provider: ProviderName;
+  relayUrl: string;
+  /** The relay's bearer token (`AGENT_RELAY_TOKEN`); never logged. */
+  token: string | undefined;
+  cwd: string;
+  home: string;
+  stateDir: string;
+  logDir: string;
+  outboxDir: string;
+  infoFile: string;
+  logLevel: LogLevel;
+  logFormat: LogFormat;
+  /** 0 = any free port. */
+  controlPort: number;
+  permissionPolicy: PermissionPolicy;
+  /** `AGENT_RELAY_WORKSPACE_JSON`, unparsed. */
+  workspaceJson: string | undefined;
+  /** Arguments after `--`, for the provider. */
+  providerArgs: string[];
+}
+
+/** The environment as the config reads it (injected in tests). */
+export type Env = Record<string, string | undefined>;
+
+/**
+ * The loopback hosts the sandbox's net grant names (deno.json `permissions.runner.net`). Other
+ * loopback addresses (127.0.0.2, ...) are refused here: the sandbox would refuse every call to
+ * them at run time, and the runner would retry forever instead of saying so.
+ */
+const LOOPBACK_HOSTS = new Set(["127.0.0.1", "localhost", "[::1]", "::1"]);
+
+/** Whether `host` (a URL hostname) is a loopback host the sandbox lets the runner reach. */
+export function isLoopbackHost(host: string): boolean {
+  return LOOPBACK_HOSTS.has(host);
+}
+
+/** Validates a relay URL: http(s) on a loopback host. Returns it without a trailing slash. */
+export function parseRelayUrl(value: string, name = "--relay-url"): string {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw new UsageError(`${name} "${value}" is not a URL`);
+  }
+  if (url.protocol !== "http:" && url.protocol !== "https:") {
+    throw new UsageError(`${name} "${value}" must use http or https, not ${url.protocol}`);
+  }
+  if (!isLoopbackHost(url.hostname)) {
+    throw new UsageError(
+      `${name} "${value}" is not on a loopback host (the sandbox allows 127.0.0.1, localhost, [::1])`,
+    );
+  }
+  if (url.username || url.password) {
+    throw new UsageError(`${name} must not carry credentials; use AGENT_RELAY_TOKEN`);
+  }
+  return url.href.replace(/\/+$/, "");
+}
+
+/** Parses a TCP port (0 to 65535). */
+export function parsePort(value: string, name: string): number {
+  if (!/^\d{1,5}$/.test(value.trim())) {
+    throw new UsageError(`${name} "${value}" is not a port number (0 to 65535)`);
+  }
+  const port = Number(value);
+  if (port > 65535) throw new UsageError(`${name} "${value}" is not a port number (0 to 65535)`);
+  return port;
+}
+
+function oneOf<T extends string>(value: string, allowed: readonly T[], name: string): T {
+  if ((allowed as readonly string[]).includes(value)) return value as T;
+  throw new UsageError(`${name} "${value}" is not one of: ${allowed.join(", ")}`);
+}
+
+/** The base dir: `AGENT_RELAY_HOME` or `~/.agent-relay`. */
+export function baseDir(env: Env): string {
+  const explicit = env["AGENT_RELAY_HOME"];
+  if (explicit) return resolve(explicit);
+  const home = env["HOME"];
+  if (!home) throw new UsageError("HOME is not set; set AGENT_RELAY_HOME to choose the base dir");
+  return join(home, ".agent-relay");
+}
+
+/** The flags `run` accepts, in `node:util` parseArgs form. */
+export const RUN_FLAGS = {
+  "agent-id": { type: "string" },
+  "provider": { type: "string" },
+  "relay-url": { type: "string" },
+  "cwd": { type: "string" },
+  "state-dir": { type: "string" },
+  "log-dir": { type: "string" },
+  "log-level": { type: "string" },
+  "log-format": { type: "string" },
+  "control-port": { type: "string" },
+  "info-file": { type: "string" },
+  "permission-policy": { type: "string" },
+  "help": { type: "boolean", short: "h" },
+} as const;
+
+/** Parses argv with parseArgs, turning its errors into one-line {@linkcode UsageError}s. */
+export function parseFlags(
+  args: string[],
+  options: ParseArgsOptionsConfig,
+  command: string,
+): { values: Record<string, string | boolean | undefined>; positionals: string[]; rest: string[] } {
+  const dash = args.indexOf("--");
+  const own = dash === -1 ? args : args.slice(0, dash);
+  const rest = dash === -1 ? [] : args.slice(dash + 1);
+  try {
+    const parsed = parseArgs({ args: own, options, strict: true, allowPositionals: true });
+    return {
+      values: parsed.values as Record<string, string | boolean | undefined>,
+      positionals: parsed.positionals,
+      rest,
+    };
+  } catch (error) {
+    const message = error instanceof Error ? error.message : String(error);
+    const unknown = /Unknown option '([^']+)'/.exec(message);
+    if (unknown) {
+      throw new UsageError(`unknown flag ${unknown[1]} for "${command}" (see --help)`);
+    }
+    const missing = /Option '([^']+?)(?: <value>)?' argument missing/.exec(message);
+    if (missing) throw new UsageError(`flag ${missing[1]} needs a value`);
+    throw new UsageError(message.split("\n")[0] ?? message);
+  }
+}
+
+/** Resolves the `run` configuration from argv and the environment. Throws {@linkcode UsageError}. */
+export function resolveRunConfig(args: string[], env: Env): RunConfig {
+  const { values, positionals, rest } = parseFlags(args, RUN_FLAGS, "run");
+  if (positionals.length > 0) {
+    throw new UsageError(
+      `unexpected argument "${positionals[0]}" for "run" (provider arguments go after --)`,
+    );
+  }
+  const str = (name: string): string | undefined => {
+    const v = values[name];
+    return typeof v === "string" ? v : undefined;
+  };
+
+  const agentId = str("agent-id");
+  if (agentId === undefined) throw new UsageError("missing required flag --agent-id");
+  // deno-lint-ignore no-control-regex
+  if (!agentId.trim() || agentId.length > 200 || /[\x00-\x1f\x7f]/.test(agentId)) {
+    throw new UsageError(`--agent-id "${agentId}" must be 1 to 200 printable characters`);
+  }
+  const provider = oneOf(str("provider") ?? "claude", PROVIDERS, "--provider");
+  const relayRaw = str("relay-url") ?? env["AGENT_RELAY_URL"];
+  if (relayRaw === undefined) throw new UsageError("missing required flag --relay-url");
+  const relayUrl = parseRelayUrl(relayRaw, str("relay-url") ? "--relay-url" : "AGENT_RELAY_URL");
+
+  const levelFlag = str("log-level");
+  let logLevel: LogLevel;
+  if (levelFlag !== undefined) {
+    logLevel = parseLogLevel(levelFlag) ??
+      (() => {
+        throw new UsageError(
+          `--log-level "${levelFlag}" is not one of: debug, info, warn, error, fatal`,
+        );
+      })();
+  } else if (env["AGENT_RELAY_LOG_LEVEL"] !== undefined && env["AGENT_RELAY_LOG_LEVEL"] !== "") {
+    const raw = env["AGENT_RELAY_LOG_LEVEL"];
+    logLevel = parseLogLevel(raw) ??
+      (() => {
+        throw new UsageError(
+          `AGENT_RELAY_LOG_LEVEL "${raw}" is not one of: debug, info, warn, error, fatal`,
+        );
+      })();
+  } else if (env["AGENT_RELAY_SESSION_DEBUG"] === "1") {
+    logLevel = "debug";
+  } else {
+    logLevel = "info";
+  }
+  const logFormat = oneOf(str("log-format") ?? "text", ["text", "json"] as const, "--log-format");
+  const controlPort = parsePort(str("control-port") ?? "0", "--control-port");
+  const permissionPolicy = oneOf(
+    str("permission-policy") ?? env["AGENT_RELAY_PERMISSION_POLICY"] ?? "ask-relay",
+    PERMISSION_POLICIES,
+    "--permission-policy",
+  );
+  if (provider === "command" && rest.length === 0) {
+    throw new UsageError(
+      "--provider command needs the program after --, e.g. -- ./examples/echo-agent",
+    );
+  }
+
+  const home = baseDir(env);
+  const cwd = resolve(str("cwd") ?? Deno.cwd());
+  const stateDir = resolve(str("state-dir") ?? join(home, "state", safeLogName(agentId)));
+  const logDir = resolve(str("log-dir") ?? join(home, "logs"));
+  const outboxDir = resolveOutboxDir({ stateDir }, env);
+  const infoRaw = str("info-file") ?? (env["AGENT_RELAY_RUNNER_INFO_FILE"] || undefined);
+  const infoFile = infoRaw
+    ? (isAbsolute(infoRaw) ? infoRaw : resolve(infoRaw))
+    : join(stateDir, "runner-info.json");
+
+  return {
+    agentId,
+    provider,
+    relayUrl,
+    token: env["AGENT_RELAY_TOKEN"] || undefined,
+    cwd,
+    home,
+    stateDir,
+    logDir,
+    outboxDir,
+    infoFile,
+    logLevel,
+    logFormat,
+    controlPort,
+    permissionPolicy,
+    workspaceJson: env["AGENT_RELAY_WORKSPACE_JSON"] || undefined,
+    providerArgs: rest,
+  };
+}
+
+/** Resolves the outbox dir from the flags and environment, for `run` and the `outbox` command alike. */
+export function resolveOutboxDir(
+  flags: { agentId?: string | undefined; stateDir?: string | undefined },
+  env: Env,
+): string {
+  const explicit = env["AGENT_RELAY_RUNNER_OUTBOX_DIR"];
+  if (explicit) return resolve(explicit);
+  let stateDir = flags.stateDir;
+  if (stateDir === undefined) {
+    const agentId = flags.agentId;
+    if (agentId === undefined) {
+      throw new UsageError("missing --agent-id (or --state-dir) to find the outbox");
+    }
+    stateDir = join(baseDir(env), "state", safeLogName(agentId));
+  }
+  return join(resolve(stateDir), "outbox");
+}

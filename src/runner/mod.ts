@@ -1,0 +1,8 @@
+/**
+ * The runner: one agent's lifecycle from start to exit code, wiring the outbox, the control
+ * server, the relay client and the provider adapter together (docs/runner.md).
+ *
+ * @module
+ */
+export { Runner, type RunnerDeps } from "./runner.ts";
+export { type RunnerInfo } from "./runner_info.ts";

@@ -1,0 +1,14 @@
+/**
+ * Small helpers every subsystem shares: error text, the clock seam and backoff.
+ *
+ * @module
+ */
+export { errorText } from "./error_text.ts";
+export { type Clock, systemClock, type TimerId } from "./clock.ts";
+export {
+  backoffDelay,
+  type BackoffOptions,
+  backoffStep,
+  checkBackoff,
+  DEFAULT_BACKOFF,
+} from "./backoff.ts";

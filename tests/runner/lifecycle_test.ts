@@ -1,0 +1,274 @@
+/**
+ * The runner's lifecycle under trouble, over real processes: a provider that dies mid-turn, a
+ * bus `restart` mid-turn, a graceful stop mid-turn, a backlog larger than one inbox page, a
+ * provider trying to report a status that is the runner's own, and what the provider can see.
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { type DevRelay, startDevRelay } from "../../src/dev_relay/mod.ts";
+import type { Message } from "../../src/types.ts";
+import { spawnSandboxed } from "../support/run_main.ts";
+import { waitFor } from "../support/wait.ts";
+
+const ECHO = new URL("../../examples/echo-agent", import.meta.url).pathname;
+
+/** A bash agent: `id` is the message id, `body` its text; `$reply TEXT` answers it. */
+function bashAgent(handler: string): string[] {
+  const script = `
+reply() { printf '{"type":"response","text":"%s","replyTo":%s}\\n' "$1" "$id"; }
+while IFS= read -r line; do
+  id=\${line#*\\"id\\":}; id=\${id%%,*}
+  body=\${line#*\\"body\\":\\"}; body=\${body%%\\"*}
+  ${handler}
+done`;
+  return ["bash", "-c", script];
+}
+
+class World {
+  runner: Deno.ChildProcess | undefined;
+  output: Promise<number> | undefined;
+  constructor(readonly relay: DevRelay, readonly home: string, readonly agentId: string) {}
+
+  start(program: string[]): void {
+    const args = [
+      "run",
+      "--agent-id",
+      this.agentId,
+      "--relay-url",
+      this.relay.url,
+      "--provider",
+      "command",
+      "--log-level",
+      "debug",
+      "--",
+      ...program,
+    ];
+    this.runner = spawnSandboxed(args, {
+      env: { AGENT_RELAY_HOME: this.home, AGENT_RELAY_TOKEN: this.relay.token },
+    });
+    this.output = this.runner.output().then((o) => o.code);
+  }
+
+  get stateDir(): string {
+    return join(this.home, "state", this.agentId);
+  }
+
+  async info(): Promise<{ controlPort: number }> {
+    return await waitFor("the runner-info file", async () => {
+      try {
+        return JSON.parse(await Deno.readTextFile(join(this.stateDir, "runner-info.json")));
+      } catch {
+        return undefined;
+      }
+    });
+  }
+
+  async onBus(): Promise<void> {
+    await waitFor(
+      "the runner on the bus",
+      () => this.relay.admin.connections().some((c) => c.agentId === this.agentId),
+    );
+  }
+
+  async send(body: string): Promise<Message> {
+    const res = await fetch(`${this.relay.url}/api/messages`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${this.relay.token}`, "content-type": "application/json" },
+      body: JSON.stringify({ from: "user", to: this.agentId, kind: "chat", body }),
+    });
+    assert.equal(res.status, 201);
+    return ((await res.json()) as { message: Message }).message;
+  }
+
+  replies(): Message[] {
+    return this.relay.admin.state().messages.filter((m) =>
+      m.kind === "chat" && m.from === this.agentId && m.replyTo !== undefined
+    );
+  }
+
+  repliesTo(id: number): Message[] {
+    return this.replies().filter((m) => m.replyTo === id);
+  }
+
+  busy(): boolean {
+    return this.relay.admin.state().statuses.some((s) =>
+      s.agentId === this.agentId && s.status === "busy"
+    );
+  }
+
+  log(): Promise<string> {
+    return Deno.readTextFile(join(this.home, "logs", `session-mirror-${this.agentId}.log`));
+  }
+
+  async stop(): Promise<number> {
+    try {
+      this.runner?.kill("SIGTERM");
+    } catch {
+      // Already gone.
+    }
+    return (await this.output) ?? -1;
+  }
+}
+
+async function world(agentId: string, fn: (w: World) => Promise<void>): Promise<void> {
+  const relay = await startDevRelay({ port: 0, token: `relay-token-${crypto.randomUUID()}` });
+  const home = await Deno.makeTempDir({ prefix: "arr-life-" });
+  const w = new World(relay, home, agentId);
+  try {
+    await fn(w);
+  } finally {
+    await w.stop();
+    await relay.close();
+    await Deno.remove(home, { recursive: true });
+  }
+}
+
+Deno.test("lifecycle: a provider that dies mid-turn is restarted and the message answered once", async () => {
+  await world("flaky", async (w) => {
+    // The first time it sees CRASH it dies before answering; the restarted one answers.
+    const marker = join(w.home, "crashed");
+    w.start(bashAgent(
+      `if [[ $body == CRASH* && ! -e ${marker} ]]; then touch ${marker}; exit 1; fi; reply "ok $body"`,
+    ));
+    await w.info();
+    await w.onBus();
+    const m = await w.send("CRASH now");
+    await waitFor("the reply after the restart", () => w.repliesTo(m.id).length > 0);
+    await new Promise((r) => setTimeout(r, 300));
+    assert.deepEqual(w.repliesTo(m.id).map((r) => r.body), ["ok CRASH now"]);
+    assert.match(await w.log(), /restarting in 500 ms/);
+    assert.equal(await w.stop(), 0);
+  });
+});
+
+Deno.test("lifecycle: a bus restart mid-turn re-delivers the turn's message to the new provider", async () => {
+  await world("restartee", async (w) => {
+    w.start(bashAgent(`sleep 1; reply "done $body"`));
+    await w.info();
+    await w.onBus();
+    const m = await w.send("work");
+    await waitFor("busy", () => w.busy());
+    const result = await w.relay.admin.sendCommand(w.agentId, { type: "restart" }, {
+      timeoutMs: 15_000,
+    });
+    assert.equal(result.ok, true, JSON.stringify(result));
+    await waitFor("the reply", () => w.repliesTo(m.id).length > 0);
+    await new Promise((r) => setTimeout(r, 1_300)); // The old provider's answer would be late.
+    assert.deepEqual(w.repliesTo(m.id).map((r) => r.body), ["done work"]);
+  });
+});
+
+Deno.test("lifecycle: a graceful stop mid-turn leaves the message for the next start", async () => {
+  await world("stopper", async (w) => {
+    w.start(bashAgent(`sleep 3; reply "late $body"`));
+    await w.info();
+    await w.onBus();
+    const m = await w.send("long job");
+    await waitFor("busy", () => w.busy());
+    assert.equal(await w.stop(), 0);
+    assert.equal(w.relay.admin.state().reads.some((r) => r.messageId === m.id), false);
+    w.start([ECHO]);
+    await waitFor("the reply from the next start", () => w.repliesTo(m.id).length > 0);
+    assert.deepEqual(w.repliesTo(m.id).map((r) => r.body), ["echo: long job"]);
+    await waitFor("mark-read", () => w.relay.admin.state().reads.some((r) => r.messageId === m.id));
+  });
+});
+
+Deno.test("lifecycle: a backlog larger than one inbox page is answered in full", async () => {
+  await world("backlog", async (w) => {
+    const sent: Message[] = [];
+    for (let i = 0; i < 130; i++) sent.push(await w.send(`b${i}`));
+    w.start([ECHO]);
+    await waitFor("130 replies", () => w.replies().length >= 130, 60_000);
+    const answered = w.replies().map((r) => r.replyTo!).sort((a, b) => a - b);
+    assert.deepEqual(answered, sent.map((m) => m.id));
+  });
+});
+
+Deno.test("lifecycle: providers cannot set offline, and do not see the relay token", async () => {
+  await world("guarded", async (w) => {
+    w.start(
+      bashAgent(`reply "token=\${AGENT_RELAY_TOKEN:-} port=\${AGENT_RELAY_RUNNER_PORT:+set}"`),
+    );
+    const info = await w.info();
+    await w.onBus();
+    const secret = (await Deno.readTextFile(join(w.stateDir, "control-secret"))).trim();
+    assert.equal((await Deno.stat(join(w.stateDir, "control-secret"))).mode! & 0o777, 0o600);
+    const res = await fetch(`http://127.0.0.1:${info.controlPort}/status`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${secret}`, "content-type": "application/json" },
+      body: JSON.stringify({ status: "offline" }),
+    });
+    await res.body?.cancel();
+    const m = await w.send("hi");
+    const [reply] = await waitFor(
+      "the reply",
+      () => w.repliesTo(m.id).length > 0 && w.repliesTo(m.id),
+    );
+    assert.equal(reply!.body, "token= port=set");
+    const status = await fetch(`http://127.0.0.1:${info.controlPort}/status`, {
+      headers: { authorization: `Bearer ${secret}` },
+    });
+    const snapshot = await status.text();
+    assert.equal(JSON.parse(snapshot).status, "idle");
+    assert.equal(snapshot.includes(secret), false);
+    assert.equal(snapshot.includes(w.relay.token), false);
+  });
+});
+
+Deno.test("lifecycle: task claims follow the turn, and a hook's FATAL report reaches the relay", async () => {
+  await world("tasker", async (w) => {
+    // Reports a hook failure the way the hook plugin's ERR trap does, then answers.
+    w.start(bashAgent(
+      `curl -fsS --max-time 2 -H "Authorization: Bearer $AGENT_RELAY_RUNNER_SECRET" ` +
+        `-H 'content-type: application/json' -d '{"hook":"stop","error":"exit 7: false"}' ` +
+        `"http://127.0.0.1:$AGENT_RELAY_RUNNER_PORT/hook-fatal" >/dev/null; reply "did $body"`,
+    ));
+    await w.info();
+    await w.onBus();
+    const res = await fetch(`${w.relay.url}/api/messages`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${w.relay.token}`, "content-type": "application/json" },
+      body: JSON.stringify({
+        from: "user",
+        to: w.agentId,
+        kind: "chat",
+        body: "job",
+        taskId: "t-42",
+      }),
+    });
+    assert.equal(res.status, 201);
+    const m = ((await res.json()) as { message: Message }).message;
+    assert.equal(m.taskId, "t-42");
+    await waitFor("the reply", () => w.repliesTo(m.id).length > 0);
+    const statuses = await waitFor("the task done", () => {
+      const s = w.relay.admin.state().taskStatuses.filter((t) => t.taskId === "t-42");
+      return s.length >= 2 && s;
+    });
+    assert.deepEqual(statuses.map((s) => s.status), ["in_progress", "done"]);
+    const fatal = await waitFor(
+      "the hook_fatal insight",
+      () => w.relay.admin.state().insights.find((i) => i.signal === "hook_fatal"),
+    );
+    assert.deepEqual(fatal.value, { hook: "stop", error: "exit 7: false" });
+    assert.equal(fatal.agentId, w.agentId);
+    assert.match(await w.log(), /FATAL \[hook:stop\] exit 7: false|FATAL .*stop.*exit 7: false/);
+  });
+});
+
+Deno.test("lifecycle: a page of messages the runner never delivers does not hide a chat", async () => {
+  await world("noisy", async (w) => {
+    for (let i = 0; i < 100; i++) {
+      const res = await fetch(`${w.relay.url}/api/messages`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${w.relay.token}`, "content-type": "application/json" },
+        body: JSON.stringify({ from: "bot", to: w.agentId, kind: "note", body: `n${i}` }),
+      });
+      await res.body?.cancel();
+    }
+    const chat = await w.send("the real one");
+    w.start([ECHO]);
+    await waitFor("the chat answered", () => w.repliesTo(chat.id).length > 0, 30_000);
+    assert.deepEqual(w.repliesTo(chat.id).map((r) => r.body), ["echo: the real one"]);
+  });
+});

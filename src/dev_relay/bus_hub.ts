@@ -7,9 +7,8 @@
  */
 import { getLogger } from "../logger.ts";
 import { AGENT_STATUSES, type AgentStatus, type BusCommand, type Message } from "../types.ts";
+import type { Clock, TimerId } from "../util/mod.ts";
 import type { RelayStore } from "./store.ts";
-
-type Timer = ReturnType<typeof setTimeout>;
 
 const log = getLogger("dev-relay");
 
@@ -51,7 +50,10 @@ export interface BusHubOptions {
   silent: () => boolean;
   /** One readable line per bus event, for the CLI. */
   trace?: (line: string) => void;
-  now?: () => number;
+  /** Timers (command timeouts, the close bound). */
+  clock: Clock;
+  /** The time, epoch ms. */
+  now: () => number;
 }
 
 /** The bus side of the reference relay. */
@@ -91,7 +93,7 @@ export class BusHub {
   }
 
   #iso(): string {
-    return new Date((this.#o.now ?? Date.now)()).toISOString();
+    return new Date(this.#o.now()).toISOString();
   }
 
   #trace(line: string): void {
@@ -162,11 +164,11 @@ export class BusHub {
     const frame = parsed as Record<string, unknown>;
     switch (frame["type"]) {
       case "ping":
-        if (!this.#o.silent()) this.#send(conn, { type: "pong", at: (this.#o.now ?? Date.now)() });
+        if (!this.#o.silent()) this.#send(conn, { type: "pong", at: this.#o.now() });
         return;
       case "status": {
         const status = frame["status"];
-        const at = typeof frame["at"] === "number" ? frame["at"] : (this.#o.now ?? Date.now)();
+        const at = typeof frame["at"] === "number" ? frame["at"] : this.#o.now();
         if (!AGENT_STATUSES.includes(status as AgentStatus)) {
           this.#send(conn, {
             type: "error",
@@ -230,12 +232,12 @@ export class BusHub {
     const record: CommandRecord = { id, agentId, command, sentAt: this.#iso() };
     this.#commands.push(record);
     const timeoutMs = options.timeoutMs ?? 10_000;
-    let timer: Timer | undefined;
+    let timer: TimerId | undefined;
     let onAbort = () => {};
     try {
       const result = await new Promise<CommandResult>((resolve, reject) => {
         this.#pending.set(id, resolve);
-        timer = setTimeout(() => {
+        timer = this.#o.clock.setTimeout(() => {
           reject(
             new Error(`Agent "${agentId}" did not answer command ${id} within ${timeoutMs}ms`),
           );
@@ -251,7 +253,7 @@ export class BusHub {
       return result;
     } finally {
       this.#pending.delete(id);
-      clearTimeout(timer);
+      this.#o.clock.clearTimeout(timer);
       options.signal?.removeEventListener("abort", onAbort);
     }
   }
@@ -289,14 +291,14 @@ export class BusHub {
   async close(): Promise<void> {
     const closing = [...this.#live].map((c) => c.closed);
     for (const conn of this.#live) closeQuietly(conn.socket, 1001, "relay shutting down");
-    let timer: Timer | undefined;
+    let timer: TimerId | undefined;
     await Promise.race([
       Promise.all(closing),
       new Promise<void>((resolve) => {
-        timer = setTimeout(resolve, 2000);
+        timer = this.#o.clock.setTimeout(resolve, 2000);
       }),
     ]);
-    clearTimeout(timer);
+    this.#o.clock.clearTimeout(timer);
   }
 }
 

@@ -3,12 +3,8 @@
  *
  * @module
  */
-export {
-  type DevRelay,
-  type DevRelayAdmin,
-  type DevRelayOptions,
-  startDevRelay,
-} from "./server.ts";
+export { startDevRelay } from "./server.ts";
+export type { DevRelay, DevRelayAdmin, DevRelayOptions } from "./types.ts";
 export { type DevRelayFaults, type FaultPatch, noFaults } from "./faults.ts";
 export type { BusConnection, CommandRecord, CommandResult } from "./bus_hub.ts";
 export type {

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { type DevRelay, startDevRelay } from "../../src/dev_relay/server.ts";
+import { type DevRelay, startDevRelay } from "../../src/dev_relay/mod.ts";
 import {
   busUrl,
   classifyBusError,

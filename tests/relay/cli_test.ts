@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { devRelayCommand } from "../../src/cli/dev_relay.ts";
-import { startDevRelay } from "../../src/dev_relay/server.ts";
+import { startDevRelay } from "../../src/dev_relay/mod.ts";
 import { RelayBus } from "../../src/relay/bus_client.ts";
 import { RelayHttpClient } from "../../src/relay/http_client.ts";
 import { sendCommand } from "../../src/cli/send.ts";

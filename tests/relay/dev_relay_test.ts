@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { startDevRelay } from "../../src/dev_relay/server.ts";
+import { startDevRelay } from "../../src/dev_relay/mod.ts";
 import { RelayHttpClient } from "../../src/relay/http_client.ts";
 import { FakeClock, waitFor } from "./helpers.ts";
 

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { startDevRelay } from "../../src/dev_relay/server.ts";
+import { startDevRelay } from "../../src/dev_relay/mod.ts";
 import { Heartbeat } from "../../src/relay/heartbeat.ts";
 import { RelayHttpClient } from "../../src/relay/http_client.ts";
 import type { AgentStatus } from "../../src/types.ts";

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { startDevRelay } from "../../src/dev_relay/server.ts";
+import { startDevRelay } from "../../src/dev_relay/mod.ts";
 import { isConflict, RelayError, relayErrorKind } from "../../src/relay/errors.ts";
 import { parseMessage, RelayHttpClient, toEpochMs, toIso } from "../../src/relay/http_client.ts";
 import { FakeClock } from "./helpers.ts";

@@ -1,0 +1,44 @@
+/**
+ * What the reference relay's route handlers share, and the shape of a route.
+ *
+ * @module
+ */
+import type { Clock } from "../util/mod.ts";
+import type { BusHub } from "./bus_hub.ts";
+import type { RelayStore } from "./store.ts";
+import type { Switchboard } from "./switchboard.ts";
+import type { DevRelayAdmin } from "./types.ts";
+
+/** The parts of one running relay. */
+export interface RelayContext {
+  readonly store: RelayStore;
+  readonly hub: BusHub;
+  readonly switches: Switchboard;
+  readonly admin: DevRelayAdmin;
+  readonly clock: Clock;
+  /** The time, epoch ms. */
+  readonly now: () => number;
+  readonly rootToken: string;
+  /** Lifetime of renewed tokens, milliseconds. */
+  readonly tokenTtlMs: number;
+  /** How long after expiry a token may still renew itself, milliseconds. */
+  readonly renewGraceMs: number;
+  /** Aborted when the relay closes. */
+  readonly signal: AbortSignal;
+}
+
+/** One request, as a route sees it. */
+export interface RouteCall {
+  request: Request;
+  /** The URL's path. */
+  path: string;
+  url: URL;
+  /** Sets the detail of the request's trace line. */
+  note(detail: string): void;
+}
+
+/** A route: its answer, or `undefined` when the path is not its own. */
+export type Route = (
+  ctx: RelayContext,
+  call: RouteCall,
+) => Response | undefined | Promise<Response | undefined>;

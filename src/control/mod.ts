@@ -6,5 +6,18 @@
  */
 export * from "./contract.ts";
 export * from "./permission_policy.ts";
-export * from "./server.ts";
 export * from "./stop_decision.ts";
+export type {
+  ControlCallbacks,
+  HookContext,
+  HookFatalReport,
+  MetricSample,
+  MetricsSnapshot,
+  ObligationSource,
+  StatusSnapshot,
+} from "./callbacks.ts";
+export { type ControlHandler, type ControlOptions, createControlHandler } from "./handler.ts";
+export { claudePermissionAnswer } from "./hook_routes.ts";
+export type { MonitorEvent } from "./monitor.ts";
+export { constantTimeEqual, generateSecret } from "./secret.ts";
+export { type ControlServer, type ControlServerOptions, startControlServer } from "./server.ts";

@@ -7,6 +7,7 @@
  */
 import { type Env, parseFlags, parsePort, UsageError } from "../config/mod.ts";
 import { type DevRelay, startDevRelay } from "../dev_relay/mod.ts";
+import { errorText } from "../util/mod.ts";
 
 /** Options of {@linkcode devRelayCommand} (tests). */
 export interface DevRelayCommandOptions {
@@ -110,7 +111,7 @@ export async function devRelayCommand(
       trace: (line) => err(`[${new Date().toISOString()}] ${line}`),
     });
   } catch (error) {
-    const message = error instanceof Error ? error.message : String(error);
+    const message = errorText(error);
     err(`dev-relay: cannot start on 127.0.0.1:${port}: ${message}`);
     return 1;
   }

@@ -13,6 +13,7 @@
 import { type Env, parseFlags, parseRelayUrl, UsageError } from "../config/mod.ts";
 import { RelayError, RelayHttpClient } from "../relay/mod.ts";
 import type { Message } from "../types.ts";
+import { type Clock, errorText, systemClock } from "../util/mod.ts";
 
 /** Options of {@linkcode sendCommand} (tests). */
 export interface SendCommandOptions {
@@ -24,6 +25,8 @@ export interface SendCommandOptions {
   stderr?: (line: string) => void;
   /** Milliseconds between polls for the reply. Default 250. */
   pollIntervalMs?: number;
+  /** Time and the poll timer. Default the system clock. */
+  clock?: Clock;
 }
 
 const FLAGS = {
@@ -103,12 +106,12 @@ function parseSendArgs(args: string[], env: Env): SendArgs | "help" {
   return { relay, to, from, token, waitSeconds, text };
 }
 
-function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
+function sleep(clock: Clock, ms: number, signal: AbortSignal | undefined): Promise<void> {
   return new Promise((resolve) => {
     if (signal?.aborted) return resolve();
-    const timer = setTimeout(done, ms);
+    const timer = clock.setTimeout(done, ms);
     function done() {
-      clearTimeout(timer);
+      clock.clearTimeout(timer);
       signal?.removeEventListener("abort", done);
       resolve();
     }
@@ -139,7 +142,8 @@ export async function sendCommand(
     return 0;
   }
   const { relay, to, from, token, waitSeconds, text } = parsed;
-  const client = new RelayHttpClient({ baseUrl: relay, token });
+  const clock = options.clock ?? systemClock;
+  const client = new RelayHttpClient({ baseUrl: relay, token, clock });
   const call = options.signal ? { signal: options.signal } : {};
 
   let sent: Message;
@@ -149,17 +153,17 @@ export async function sendCommand(
       to,
       kind: "chat",
       body: text,
-      occurredAt: Date.now(),
+      occurredAt: clock.now(),
       idempotencyKey: `send-${crypto.randomUUID()}`,
     }, call));
   } catch (error) {
-    err(`send: ${error instanceof Error ? error.message : String(error)}`);
+    err(`send: ${errorText(error)}`);
     return 1;
   }
   out(JSON.stringify(sent));
   if (waitSeconds === undefined) return 0;
 
-  const deadline = Date.now() + waitSeconds * 1000;
+  const deadline = clock.now() + waitSeconds * 1000;
   let lastError: string | undefined;
   while (!options.signal?.aborted) {
     try {
@@ -168,11 +172,7 @@ export async function sendCommand(
       if (reply) {
         out(JSON.stringify(reply));
         await client.markRead(reply.id, from, call).catch((error) => {
-          err(
-            `send: could not mark reply #${reply.id} read: ${
-              error instanceof Error ? error.message : error
-            }`,
-          );
+          err(`send: could not mark reply #${reply.id} read: ${errorText(error)}`);
         });
         return 0;
       }
@@ -181,13 +181,13 @@ export async function sendCommand(
         err(`send: ${error.message}`);
         return 1;
       }
-      const message = error instanceof Error ? error.message : String(error);
+      const message = errorText(error);
       if (message !== lastError) err(`send: still waiting; the relay failed: ${message}`);
       lastError = message;
     }
-    const left = deadline - Date.now();
+    const left = deadline - clock.now();
     if (left <= 0) break;
-    await sleep(Math.min(left, options.pollIntervalMs ?? 250), options.signal);
+    await sleep(clock, Math.min(left, options.pollIntervalMs ?? 250), options.signal);
   }
   err(`send: no reply to message #${sent.id} from ${to} within ${waitSeconds}s`);
   return 1;

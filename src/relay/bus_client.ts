@@ -5,8 +5,8 @@
  * - The bearer token travels in the upgrade request's `Authorization` header (Deno's
  *   non-standard `new WebSocket(url, { headers })`), never in the URL, where proxies and
  *   access logs would keep it.
- * - The connection comes back by itself: capped exponential backoff with jitter, reset once
- *   a connection has stayed up for `healthyAfterMs`. Each reconnect re-sends the last status
+ * - The connection comes back by itself: capped exponential backoff with jitter (the shared
+ *   helper in src/util/backoff.ts), reset once a connection has stayed up for `healthyAfterMs`. Each reconnect re-sends the last status
  *   frame (last wins) and calls `onReconnect` (the runner passes the outbox's `wake()`).
  * - A dead connection is noticed: after `pingIntervalMs` without a frame the client sends
  *   `{"type":"ping"}`; with no frame back within `pingTimeoutMs` it drops the socket and
@@ -20,9 +20,8 @@
  */
 import { getLogger, type Logger } from "../logger.ts";
 import type { AgentStatus, BusCommand, Message } from "../types.ts";
+import { backoffDelay, type Clock, errorText, systemClock, type TimerId } from "../util/mod.ts";
 import { parseMessage } from "./http_client.ts";
-
-type Timer = ReturnType<typeof setTimeout>;
 
 /** What an `error` frame's code asks of the runner. */
 export type BusErrorAction = "auth" | "fatal" | "info";
@@ -94,7 +93,9 @@ export interface RelayBusOptions {
   pingTimeoutMs?: number;
   /** Random numbers in [0, 1) for the jitter. Default `Math.random`. */
   random?: () => number;
-  /** The clock, epoch ms. Default `Date.now`. */
+  /** Time and timers (backoff, health, pings). Default the system clock. */
+  clock?: Clock;
+  /** The time, epoch ms, when it should differ from `clock.now`. */
   now?: () => number;
   /** Aborting closes the bus. */
   signal?: AbortSignal;
@@ -115,6 +116,8 @@ interface TrackedSocket {
 /** The relay bus connection of one runner. */
 export class RelayBus {
   #o: RelayBusOptions;
+  #clock: Clock;
+  #now: () => number;
   #log: Pick<Logger, "debug" | "info" | "warn" | "error">;
   #url: string;
   #state: BusState = "idle";
@@ -125,9 +128,9 @@ export class RelayBus {
   #attempt = 0;
   #everConnected = false;
   #authPending = false;
-  #reconnectTimer: Timer | undefined;
-  #healthyTimer: Timer | undefined;
-  #pingTimer: Timer | undefined;
+  #reconnectTimer: TimerId | undefined;
+  #healthyTimer: TimerId | undefined;
+  #pingTimer: TimerId | undefined;
   #lastInbound = 0;
   #inbound = 0;
   #inboundAtPing: number | undefined;
@@ -138,6 +141,8 @@ export class RelayBus {
 
   constructor(options: RelayBusOptions) {
     this.#o = options;
+    this.#clock = options.clock ?? systemClock;
+    this.#now = options.now ?? (() => this.#clock.now());
     this.#log = options.logger ?? getLogger("bus");
     this.#url = busUrl(options.baseUrl, options.agentId, options.role ?? "provider");
     options.signal?.addEventListener("abort", this.#onAbort, { once: true });
@@ -199,7 +204,7 @@ export class RelayBus {
   }
 
   /** Sets the agent's status: sent now if connected, and again after every reconnect. */
-  setStatus(status: AgentStatus, at: number = (this.#o.now ?? Date.now)()): void {
+  setStatus(status: AgentStatus, at: number = this.#now()): void {
     this.#status = { status, at };
     this.#sendStatus();
   }
@@ -226,7 +231,7 @@ export class RelayBus {
     this.#setState("closed");
     this.#o.signal?.removeEventListener("abort", this.#onAbort);
     this.#clearTimers();
-    if (this.#reconnectTimer !== undefined) clearTimeout(this.#reconnectTimer);
+    if (this.#reconnectTimer !== undefined) this.#clock.clearTimeout(this.#reconnectTimer);
     this.#reconnectTimer = undefined;
     const ws = this.#ws;
     this.#ws = undefined;
@@ -238,12 +243,12 @@ export class RelayBus {
 
   async #awaitSockets(): Promise<void> {
     if (this.#sockets.size === 0) return;
-    let timer: Timer | undefined;
+    let timer: TimerId | undefined;
     const cap = new Promise<void>((resolve) => {
-      timer = setTimeout(resolve, 2000);
+      timer = this.#clock.setTimeout(resolve, 2000);
     });
     await Promise.race([Promise.all([...this.#sockets].map((s) => s.closed)), cap]);
-    clearTimeout(timer);
+    this.#clock.clearTimeout(timer);
   }
 
   #isClosed(): boolean {
@@ -316,7 +321,7 @@ export class RelayBus {
     this.#openSockets.add(ws);
     const reconnect = this.#everConnected;
     this.#everConnected = true;
-    this.#lastInbound = (this.#o.now ?? Date.now)();
+    this.#lastInbound = this.#now();
     this.#inboundAtPing = undefined;
     if (reconnect) {
       this.#log.info(
@@ -328,7 +333,7 @@ export class RelayBus {
     this.#lastFailure = undefined;
     this.#setState("open");
     this.#sendStatus();
-    this.#healthyTimer = setTimeout(() => {
+    this.#healthyTimer = this.#clock.setTimeout(() => {
       this.#healthyTimer = undefined;
       this.#attempt = 0;
     }, this.#o.healthyAfterMs ?? 10_000);
@@ -357,7 +362,7 @@ export class RelayBus {
       this.#log.debug(`bus attempt ${this.#attempt} failed: ${why}; next try in ${delay}ms`);
     }
     this.#setState("connecting");
-    this.#reconnectTimer = setTimeout(() => {
+    this.#reconnectTimer = this.#clock.setTimeout(() => {
       this.#reconnectTimer = undefined;
       void this.#reconnect();
     }, delay);
@@ -378,18 +383,21 @@ export class RelayBus {
     this.#connect();
   }
 
-  /** Equal jitter: half the capped exponential delay, plus a random part of the other half. */
+  /**
+   * Equal jitter: after the n-th failure in a row, uniform in [step / 2, step] where the step
+   * is `initialBackoffMs * 2^(n-1)` capped at `maxBackoffMs`.
+   */
   #backoff(): number {
-    const initial = this.#o.initialBackoffMs ?? 500;
-    const max = this.#o.maxBackoffMs ?? 30_000;
-    const base = Math.min(max, initial * 2 ** Math.min(this.#attempt, 30));
-    const random = (this.#o.random ?? Math.random)();
-    return Math.round(base / 2 + random * (base / 2));
+    const shape = {
+      baseMs: this.#o.initialBackoffMs ?? 500,
+      maxMs: this.#o.maxBackoffMs ?? 30_000,
+    };
+    return backoffDelay(this.#attempt + 1, shape, this.#o.random ?? Math.random);
   }
 
   #clearTimers(): void {
-    if (this.#healthyTimer !== undefined) clearTimeout(this.#healthyTimer);
-    if (this.#pingTimer !== undefined) clearTimeout(this.#pingTimer);
+    if (this.#healthyTimer !== undefined) this.#clock.clearTimeout(this.#healthyTimer);
+    if (this.#pingTimer !== undefined) this.#clock.clearTimeout(this.#pingTimer);
     this.#healthyTimer = undefined;
     this.#pingTimer = undefined;
   }
@@ -397,7 +405,7 @@ export class RelayBus {
   #armPing(ws: WebSocket, ms: number): void {
     const interval = this.#o.pingIntervalMs ?? 20_000;
     if (interval <= 0) return;
-    this.#pingTimer = setTimeout(() => {
+    this.#pingTimer = this.#clock.setTimeout(() => {
       this.#pingTimer = undefined;
       this.#checkAlive(ws);
     }, ms);
@@ -414,10 +422,10 @@ export class RelayBus {
       }
       this.#inboundAtPing = undefined;
     }
-    const idle = (this.#o.now ?? Date.now)() - this.#lastInbound;
+    const idle = this.#now() - this.#lastInbound;
     if (idle >= interval) {
       this.#inboundAtPing = this.#inbound;
-      this.send({ type: "ping", at: (this.#o.now ?? Date.now)() });
+      this.send({ type: "ping", at: this.#now() });
       this.#armPing(ws, timeout);
     } else {
       this.#armPing(ws, interval - idle);
@@ -444,7 +452,7 @@ export class RelayBus {
 
   #frame(ws: WebSocket, data: unknown): void {
     this.#inbound++;
-    this.#lastInbound = (this.#o.now ?? Date.now)();
+    this.#lastInbound = this.#now();
     if (typeof data !== "string") {
       this.#log.warn("bus frame ignored: not text");
       return;
@@ -553,8 +561,4 @@ function closeQuietly(ws: WebSocket, code: number, reason: string): void {
   } catch {
     // Already closing.
   }
-}
-
-function errorText(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }

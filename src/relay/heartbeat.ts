@@ -9,10 +9,9 @@
  */
 import { getLogger, type Logger } from "../logger.ts";
 import type { HeartbeatInput } from "../types.ts";
+import { type Clock, errorText, systemClock, type TimerId } from "../util/mod.ts";
 import { RelayError } from "./errors.ts";
 import type { CallOptions } from "./http_client.ts";
-
-type Timer = ReturnType<typeof setTimeout>;
 
 /** The part of the HTTP client the heartbeat uses. */
 export interface HeartbeatClient {
@@ -27,6 +26,8 @@ export interface HeartbeatOptions {
   info: () => HeartbeatInput;
   /** Milliseconds between beats. Default 30 000. */
   intervalMs?: number;
+  /** The timer between beats. Default the system clock. */
+  clock?: Clock;
   /** Where warnings and recoveries go. Default: the `heartbeat` logger. */
   logger?: Pick<Logger, "debug" | "info" | "warn">;
 }
@@ -35,7 +36,8 @@ export interface HeartbeatOptions {
 export class Heartbeat {
   #options: HeartbeatOptions;
   #log: Pick<Logger, "debug" | "info" | "warn">;
-  #timer: Timer | undefined;
+  #clock: Clock;
+  #timer: TimerId | undefined;
   #running = false;
   #inflight: Promise<boolean> | undefined;
   #abort: AbortController | undefined;
@@ -45,6 +47,7 @@ export class Heartbeat {
   constructor(options: HeartbeatOptions) {
     this.#options = options;
     this.#log = options.logger ?? getLogger("heartbeat");
+    this.#clock = options.clock ?? systemClock;
   }
 
   /** Consecutive failed beats so far (0 when the last one got through). */
@@ -63,7 +66,7 @@ export class Heartbeat {
   /** Stops the loop and cancels a beat in flight; resolves once it settled. */
   async stop(): Promise<void> {
     this.#running = false;
-    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    if (this.#timer !== undefined) this.#clock.clearTimeout(this.#timer);
     this.#timer = undefined;
     this.#abort?.abort();
     this.#abort = undefined;
@@ -86,7 +89,7 @@ export class Heartbeat {
   #tick(): void {
     void this.beat().then(() => {
       if (!this.#running) return;
-      this.#timer = setTimeout(() => {
+      this.#timer = this.#clock.setTimeout(() => {
         this.#timer = undefined;
         if (this.#running) this.#tick();
       }, this.#options.intervalMs ?? 30_000);
@@ -108,7 +111,7 @@ export class Heartbeat {
       if (key !== this.#lastError) {
         this.#lastError = key;
         this.#log.warn(
-          `heartbeat failed: ${error instanceof Error ? error.message : String(error)}` +
+          `heartbeat failed: ${errorText(error)}` +
             " (further identical failures are not logged)",
         );
       } else {
@@ -125,7 +128,10 @@ export class Heartbeat {
   }
 }
 
-/** What makes two failures "the same error": the HTTP status, or else the message. */
+/**
+ * What makes two failures "the same error" (a dedup key, not display text): the kind and HTTP
+ * status, or else the kind (or error name) and the message.
+ */
 function errorKey(error: unknown): string {
   if (error instanceof RelayError) {
     return error.status !== undefined

@@ -22,6 +22,7 @@ import type {
   SendMessageInput,
   TaskStatus,
 } from "../types.ts";
+import { type Clock, errorText, systemClock, type TimerId } from "../util/mod.ts";
 import { classifyStatus, RelayError, scrub } from "./errors.ts";
 
 const log = getLogger("relay-http");
@@ -45,7 +46,9 @@ export interface RelayHttpClientOptions {
   timeoutMs?: number;
   /** Renew the token this long before it expires, milliseconds. Default 60 000. */
   renewBeforeMs?: number;
-  /** The clock, epoch milliseconds. Default `Date.now`. */
+  /** Time and the per-call timeout timer. Default the system clock. */
+  clock?: Clock;
+  /** The time, epoch ms, when it should differ from `clock.now` (token expiry). */
   now?: () => number;
   /** Called after every successful renewal, with the new token and its expiry (epoch ms). */
   onTokenChange?: (token: string, expiresAt: number | undefined) => void;
@@ -160,6 +163,7 @@ export class RelayHttpClient {
   #fetch: typeof fetch;
   #timeoutMs: number;
   #renewBeforeMs: number;
+  #clock: Clock;
   #now: () => number;
   #onTokenChange: ((token: string, expiresAt: number | undefined) => void) | undefined;
   #renewing: Promise<RenewedToken> | undefined;
@@ -180,7 +184,8 @@ export class RelayHttpClient {
     this.#fetch = options.fetch ?? globalThis.fetch;
     this.#timeoutMs = options.timeoutMs ?? 10_000;
     this.#renewBeforeMs = options.renewBeforeMs ?? 60_000;
-    this.#now = options.now ?? Date.now;
+    this.#clock = options.clock ?? systemClock;
+    this.#now = options.now ?? (() => this.#clock.now());
     this.#onTokenChange = options.onTokenChange;
   }
 
@@ -346,7 +351,7 @@ export class RelayHttpClient {
     try {
       this.#onTokenChange?.(token, expiresAt);
     } catch (error) {
-      log.error(`token-change callback failed: ${error instanceof Error ? error.message : error}`);
+      log.error(`token-change callback failed: ${errorText(error)}`);
     }
     return { token, expiresAt };
   }
@@ -360,7 +365,7 @@ export class RelayHttpClient {
         } catch (error) {
           // Go on with the old token: it may still be valid, and if not, the auth path below
           // tries once more.
-          log.warn(`relay token renewal before expiry failed: ${describe(error)}`);
+          log.warn(`relay token renewal before expiry failed: ${errorText(error)}`);
         }
       }
     }
@@ -379,7 +384,7 @@ export class RelayHttpClient {
           await this.renewToken(options);
         } catch (renewError) {
           throw new RelayError(
-            `${error.message}; token renewal failed: ${describe(renewError)}`,
+            `${error.message}; token renewal failed: ${errorText(renewError)}`,
             { kind: "auth", ...(error.status ? { status: error.status } : {}), cause: renewError },
           );
         }
@@ -395,7 +400,7 @@ export class RelayHttpClient {
       throw new RelayError(`${what} was cancelled`, { kind: "transient", cause: signal.reason });
     }
     const timeout = new AbortController();
-    const timer = setTimeout(() => timeout.abort(), this.#timeoutMs);
+    const timer: TimerId = this.#clock.setTimeout(() => timeout.abort(), this.#timeoutMs);
     const combined = signal ? AbortSignal.any([signal, timeout.signal]) : timeout.signal;
     const headers: Record<string, string> = { accept: "application/json" };
     if (token) headers["authorization"] = `Bearer ${token}`;
@@ -422,7 +427,7 @@ export class RelayHttpClient {
             cause: error,
           });
         }
-        const reason = error instanceof Error ? error.message : String(error);
+        const reason = errorText(error);
         throw new RelayError(`${what} could not reach the relay: ${scrub(reason, token)}`, {
           kind: "transient",
           cause: error,
@@ -460,7 +465,7 @@ export class RelayHttpClient {
         { kind, status: response.status, ...(after !== undefined ? { retryAfterMs: after } : {}) },
       );
     } finally {
-      clearTimeout(timer);
+      this.#clock.clearTimeout(timer);
     }
   }
 
@@ -477,8 +482,4 @@ export class RelayHttpClient {
 function pathOnly(path: string): string {
   const q = path.indexOf("?");
   return q === -1 ? path : path.slice(0, q);
-}
-
-function describe(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }

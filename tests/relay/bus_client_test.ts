@@ -9,6 +9,7 @@ import {
 } from "../../src/relay/bus_client.ts";
 import { RelayHttpClient } from "../../src/relay/http_client.ts";
 import type { BusCommand, Message } from "../../src/types.ts";
+import { FakeClock } from "../support/fake_clock.ts";
 import { connected, RecordingLogger, waitFor } from "./helpers.ts";
 
 const FAST = {
@@ -229,6 +230,33 @@ Deno.test("the backoff doubles up to its cap, with jitter, and resets after a he
     (d) => d !== undefined,
   ).map(Number);
   assert.deepEqual(lowDelays.slice(0, 2), [4, 8]);
+});
+
+Deno.test("the reconnect backoff waits on the injected clock", async () => {
+  await using relay = await relayFor({ faults: { dropWebSockets: true } });
+  const clock = new FakeClock();
+  const logger = new RecordingLogger();
+  await using bus = openBus(relay, {
+    clock,
+    logger,
+    initialBackoffMs: 1000,
+    maxBackoffMs: 4000,
+    random: () => 0,
+  });
+  // The refused attempt arms the next one on the fake clock; nothing moves until it ticks.
+  await waitFor(() => bus.attempts === 1 && clock.pending === 1, "the first retry armed");
+  clock.tick(499);
+  assert.equal(bus.attempts, 1);
+  clock.tick(1);
+  await waitFor(() => bus.attempts === 2 && clock.pending === 1, "the second retry armed");
+  await relay.admin.clearFaults();
+  clock.tick(1000);
+  await connected(bus);
+  const delays = logger.lines
+    .map((l) => /next try in (\d+)ms/.exec(l.message)?.[1])
+    .filter((d) => d !== undefined)
+    .map(Number);
+  assert.deepEqual(delays, [500, 1000]);
 });
 
 Deno.test("an auth error frame renews the token and reconnects with the new one", async () => {

@@ -2,7 +2,8 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { startDevRelay } from "../../src/dev_relay/mod.ts";
 import { RelayHttpClient } from "../../src/relay/http_client.ts";
-import { FakeClock, waitFor } from "./helpers.ts";
+import { FakeClock } from "../support/fake_clock.ts";
+import { waitFor } from "./helpers.ts";
 
 async function relayFor(options: Parameters<typeof startDevRelay>[0] = {}) {
   const relay = await startDevRelay(options);
@@ -162,21 +163,21 @@ Deno.test("state and renewed tokens survive a restart on the same port with the 
 
 Deno.test("issued tokens expire; an expired token may renew itself only within the grace", async () => {
   const clock = new FakeClock();
-  await using relay = await relayFor({ now: clock.now, tokenTtlMs: 1000, renewGraceMs: 5000 });
+  await using relay = await relayFor({ clock, tokenTtlMs: 1000, renewGraceMs: 5000 });
   const renew = (token: string) => call(`${relay.url}/api/tokens/renew`, { method: "POST", token });
   const first = await renew("dev");
   assert.equal(first.status, 200);
   const { token, expiresAt } = first.body as { token: string; expiresAt: string };
-  assert.equal(expiresAt, new Date(clock.t + 1000).toISOString());
+  assert.equal(expiresAt, new Date(clock.now() + 1000).toISOString());
   const url = `${relay.url}/api/messages?for=a1`;
   assert.equal((await call(url, { token })).status, 200);
-  clock.advance(1001);
+  clock.tick(1001);
   const expired = await call(url, { token });
   assert.equal(expired.status, 401);
   assert.match(errorOf(expired.body), /expired/);
   assert.equal((await call(url, { token: "dev" })).status, 200); // the root token never expires
   assert.equal((await renew(token)).status, 200);
-  clock.advance(5000);
+  clock.tick(5000);
   const late = await renew(token);
   assert.equal(late.status, 401);
   assert.match(errorOf(late.body), /too long ago/);

@@ -3,6 +3,7 @@ import { startDevRelay } from "../../src/dev_relay/mod.ts";
 import { Heartbeat } from "../../src/relay/heartbeat.ts";
 import { RelayHttpClient } from "../../src/relay/http_client.ts";
 import type { AgentStatus } from "../../src/types.ts";
+import { FakeClock } from "../support/fake_clock.ts";
 import { RecordingLogger, waitFor } from "./helpers.ts";
 
 function heartbeatFor(baseUrl: string, logger: RecordingLogger, status: () => AgentStatus) {
@@ -92,6 +93,32 @@ Deno.test("stop() cancels a beat stuck on a slow relay", async () => {
     // A cancelled beat is not a relay failure.
     assert.deepEqual(logger.at("warn"), []);
     assert.equal(heartbeat.failures, 0);
+  } finally {
+    await relay.close();
+  }
+});
+
+Deno.test("the heartbeat's interval runs on the injected clock", async () => {
+  const relay = await startDevRelay();
+  try {
+    const clock = new FakeClock();
+    const heartbeat = new Heartbeat({
+      client: new RelayHttpClient({ baseUrl: relay.url, token: "dev", timeoutMs: 1000 }),
+      agentId: "a1",
+      info: () => ({ status: "idle", provider: "codex", version: "0.1.0", pid: 7, host: "h" }),
+      intervalMs: 30_000,
+      clock,
+      logger: new RecordingLogger(),
+    });
+    heartbeat.start();
+    // The first beat goes at once; the next waits for the clock.
+    await waitFor(() => clock.pending === 1, "the next beat armed on the fake clock");
+    assert.equal(relay.admin.state().heartbeats.length, 1);
+    clock.tick(30_000);
+    await waitFor(() => relay.admin.state().heartbeats.length === 2, "the second beat");
+    await waitFor(() => clock.pending === 1, "the third beat armed");
+    await heartbeat.stop();
+    assert.equal(clock.pending, 0);
   } finally {
     await relay.close();
   }

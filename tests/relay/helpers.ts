@@ -34,15 +34,6 @@ export class RecordingLogger {
   }
 }
 
-/** A clock tests move by hand. */
-export class FakeClock {
-  constructor(public t = Date.parse("2026-01-01T00:00:00Z")) {}
-  now = (): number => this.t;
-  advance(ms: number): void {
-    this.t += ms;
-  }
-}
-
 /** Waits (bounded) until a bus is connected. */
 export async function connected(
   bus: { whenConnected(options?: { signal?: AbortSignal }): Promise<void> },

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { startDevRelay } from "../../src/dev_relay/mod.ts";
 import { isConflict, RelayError, relayErrorKind } from "../../src/relay/errors.ts";
 import { parseMessage, RelayHttpClient, toEpochMs, toIso } from "../../src/relay/http_client.ts";
-import { FakeClock } from "./helpers.ts";
+import { FakeClock } from "../support/fake_clock.ts";
 
 const HEARTBEAT = {
   status: "idle" as const,
@@ -198,25 +198,25 @@ Deno.test("task status, heartbeat, permission request and leave are stored", asy
 
 Deno.test("the token is renewed before it expires; the old one stays valid until its expiry", async () => {
   const clock = new FakeClock();
-  await using relay = await closing(startDevRelay({ now: clock.now, tokenTtlMs: 120_000 }));
+  await using relay = await closing(startDevRelay({ clock, tokenTtlMs: 120_000 }));
   const changes: Array<[string, number | undefined]> = [];
   const client = new RelayHttpClient({
     baseUrl: relay.url,
     token: "dev",
-    now: clock.now,
+    clock,
     renewBeforeMs: 60_000,
     onTokenChange: (token, expiresAt) => changes.push([token, expiresAt]),
   });
   const first = await client.renewToken();
   assert.notEqual(first.token, "dev");
-  assert.equal(first.expiresAt, clock.t + 120_000);
+  assert.equal(first.expiresAt, clock.now() + 120_000);
   assert.equal(client.token, first.token);
   assert.deepEqual(changes, [[first.token, first.expiresAt]]);
 
   await client.heartbeat("a1", HEARTBEAT); // far from expiry: no renewal
   assert.equal(changes.length, 1);
 
-  clock.advance(61_000); // inside the renew-before window
+  clock.tick(61_000); // inside the renew-before window
   await client.heartbeat("a1", HEARTBEAT);
   assert.equal(changes.length, 2);
   const second = changes[1]?.[0];
@@ -224,15 +224,15 @@ Deno.test("the token is renewed before it expires; the old one stays valid until
   assert.equal(client.token, second);
 
   // The first token is still valid until it expires...
-  const old = new RelayHttpClient({ baseUrl: relay.url, token: first.token, now: clock.now });
+  const old = new RelayHttpClient({ baseUrl: relay.url, token: first.token, clock });
   await old.heartbeat("a1", HEARTBEAT);
   // ...and after that, a call renews it (inside the relay's grace) and retries.
-  clock.advance(60_000);
+  clock.tick(60_000);
   let oldChanged = "";
   const late = new RelayHttpClient({
     baseUrl: relay.url,
     token: first.token,
-    now: clock.now,
+    clock,
     onTokenChange: (token) => oldChanged = token,
   });
   await late.heartbeat("a1", HEARTBEAT);
@@ -242,17 +242,17 @@ Deno.test("the token is renewed before it expires; the old one stays valid until
 
 Deno.test("the client accepts an epoch or ISO expiresAt and renews ahead of it", async () => {
   const clock = new FakeClock();
-  await using relay = await closing(startDevRelay({ now: clock.now }));
-  for (const expiresAt of [clock.t + 30_000, new Date(clock.t + 30_000).toISOString()]) {
+  await using relay = await closing(startDevRelay({ clock }));
+  for (const expiresAt of [clock.now() + 30_000, new Date(clock.now() + 30_000).toISOString()]) {
     let renewed = 0;
     const client = new RelayHttpClient({
       baseUrl: relay.url,
       token: "dev",
       tokenExpiresAt: expiresAt,
-      now: clock.now,
+      clock,
       onTokenChange: () => renewed++,
     });
-    assert.equal(client.tokenExpiresAt, clock.t + 30_000);
+    assert.equal(client.tokenExpiresAt, clock.now() + 30_000);
     await client.heartbeat("a1", HEARTBEAT);
     assert.equal(renewed, 1);
     assert.notEqual(client.token, "dev");

@@ -1,0 +1,112 @@
+/**
+ * The runner's one way out: builds each {@linkcode Outgoing} event (mirror entries, replies,
+ * mark-reads, task status, insights) and queues it in the durable outbox with the event's own
+ * time. Queueing never throws into the runner: a failure is logged as an error.
+ *
+ * @module
+ */
+import { getLogger } from "../logger.ts";
+import type { Outbox } from "../outbox/mod.ts";
+import type { Message, TaskStatus } from "../types.ts";
+import { errorText } from "../util/mod.ts";
+import { markRead, mirrorEntry, type Outgoing, replyTo, taskStatus } from "./outgoing.ts";
+
+const log = getLogger("runner");
+
+/** Who the events are about. */
+export interface EventQueueOptions {
+  agentId: string;
+  provider: string;
+  /** The project the insights name (the agent's cwd). */
+  project: string;
+  /** The session id insights carry. */
+  sessionId: () => string;
+  now: () => number;
+}
+
+/** Queues the runner's events in the outbox (once it is open). */
+export class EventQueue {
+  #outbox: Pick<Outbox, "enqueue"> | undefined;
+  readonly #o: EventQueueOptions;
+
+  constructor(options: EventQueueOptions) {
+    this.#o = options;
+  }
+
+  /** The outbox the events go into, once open. */
+  attach(outbox: Pick<Outbox, "enqueue">): void {
+    this.#outbox = outbox;
+  }
+
+  /** Queues one event that happened at `at` (epoch ms). */
+  queue(event: Outgoing, at: number = this.#o.now()): void {
+    try {
+      this.#outbox?.enqueue({ kind: event.kind, payload: event.payload, occurredAt: at });
+    } catch (error) {
+      log.error(`queueing a ${event.kind} event failed: ${errorText(error)}`);
+    }
+  }
+
+  /** A mirror entry of `type` (`prompt`, `step`, `response`...). */
+  mirror(
+    type: string,
+    body: string,
+    options: { at?: number; extra?: Record<string, unknown>; from?: string } = {},
+  ): void {
+    const { agentId, provider } = this.#o;
+    this.queue(
+      mirrorEntry(type, body, {
+        agentId,
+        provider,
+        ...(options.from ? { from: options.from } : {}),
+        ...(options.extra ? { extra: options.extra } : {}),
+      }),
+      options.at,
+    );
+  }
+
+  /** A relay message shown as its sender's prompt to the agent. */
+  prompt(message: Message, at: number): void {
+    this.mirror("prompt", message.body, {
+      at,
+      from: message.from,
+      extra: { origin: "relay", messageId: message.id },
+    });
+  }
+
+  /** A lifecycle event on the mirror's timeline. */
+  timeline(status: string, details: Record<string, unknown>): void {
+    this.mirror("timeline", status, { extra: { status, ...details } });
+  }
+
+  /** The agent's answer to `message`. */
+  reply(message: Message, body: string, at: number): void {
+    this.queue(replyTo(message, body, this.#o), at);
+  }
+
+  /** Marks `messageId` read on the relay. */
+  markRead(messageId: number, at: number): void {
+    this.queue(markRead(messageId), at);
+  }
+
+  /** The status of the task `message` carries, if it carries one. */
+  task(message: Message, status: TaskStatus): void {
+    if (message.taskId) this.queue(taskStatus({ id: message.id, taskId: message.taskId }, status));
+  }
+
+  /** An insight from the runner. */
+  insight(signal: string, value: unknown, outcome?: unknown): void {
+    this.queue({
+      kind: "insight",
+      payload: {
+        sessionId: this.#o.sessionId(),
+        project: this.#o.project,
+        agentId: this.#o.agentId,
+        signal,
+        value,
+        ...(outcome !== undefined ? { outcome } : {}),
+        source: "runner",
+      },
+    });
+  }
+}

@@ -17,7 +17,7 @@ import {
   text,
   time,
 } from "./http.ts";
-import type { NewMessage } from "./store.ts";
+import type { NewMessage } from "./store_types.ts";
 
 /** The message routes. */
 export async function messageRoutes(

@@ -15,4 +15,4 @@ export type {
   StoredPermissionRequest,
   StoredStatus,
   StoredTaskStatus,
-} from "./store.ts";
+} from "./store_types.ts";

@@ -10,254 +10,33 @@
  */
 import { DatabaseSync } from "node:sqlite";
 import { createHash, randomBytes } from "node:crypto";
-import type { InsightInput, Message } from "../types.ts";
-
-/** A stored insight. */
-export interface StoredInsight extends InsightInput {
-  id: number;
-  /** ISO-8601: when the relay stored it (`occurredAt` is when it happened, epoch ms). */
-  createdAt: string;
-}
-
-/** A stored task-status report. */
-export interface StoredTaskStatus {
-  id: number;
-  taskId: string;
-  status: string;
-  agentId: string;
-  metadata?: unknown;
-  createdAt: string;
-}
-
-/** A stored heartbeat. */
-export interface StoredHeartbeat {
-  id: number;
-  agentId: string;
-  status: string;
-  provider: string;
-  version: string;
-  pid: number;
-  host: string;
-  createdAt: string;
-}
-
-/** A stored bus status frame. */
-export interface StoredStatus {
-  id: number;
-  agentId: string;
-  status: string;
-  /** The frame's `at` (epoch ms). */
-  at: number;
-  receivedAt: string;
-}
-
-/** A stored permission request and the relay's answer. */
-export interface StoredPermissionRequest {
-  id: number;
-  agentId: string;
-  requestId: string;
-  provider: string;
-  tool: string;
-  input: unknown;
-  decision: "allow" | "deny";
-  reason?: string;
-  createdAt: string;
-}
-
-/** A reply obligation, open or cleared. */
-export interface StoredObligation {
-  messageId: number;
-  /** The agent that owes the reply. */
-  agentId: string;
-  /** Who is owed. */
-  from: string;
-  body: string;
-  createdAt: string;
-  /** The message that cleared it. */
-  clearedBy?: number;
-  clearedAt?: string;
-}
-
-/** A read mark. */
-export interface StoredRead {
-  messageId: number;
-  agentId: string;
-  readAt: string;
-}
-
-/** A `DELETE /api/agents/:id`. */
-export interface StoredDeparture {
-  agentId: string;
-  createdAt: string;
-}
-
-/** Everything the relay stored, for tests and operators. */
-export interface DevRelayState {
-  messages: Message[];
-  reads: StoredRead[];
-  obligations: StoredObligation[];
-  insights: StoredInsight[];
-  taskStatuses: StoredTaskStatus[];
-  heartbeats: StoredHeartbeat[];
-  statuses: StoredStatus[];
-  permissionRequests: StoredPermissionRequest[];
-  departures: StoredDeparture[];
-}
-
-/** A message to store. */
-export interface NewMessage {
-  from: string;
-  to: string;
-  kind: string;
-  body: string;
-  replyTo?: number;
-  payload?: unknown;
-  taskId?: string;
-  occurredAt?: number;
-  idempotencyKey?: string;
-}
-
-/** An insight to store. */
-export type NewInsight = Omit<StoredInsight, "id" | "createdAt">;
-
-/** What a token check found. */
-export type TokenCheck = "valid" | "expired" | "unknown";
-
-const SCHEMA = `
-CREATE TABLE IF NOT EXISTS messages (
-  id INTEGER PRIMARY KEY AUTOINCREMENT,
-  sender TEXT NOT NULL,
-  recipient TEXT NOT NULL,
-  kind TEXT NOT NULL,
-  body TEXT NOT NULL,
-  reply_to INTEGER,
-  payload TEXT,
-  task_id TEXT,
-  occurred_at INTEGER,
-  created_at TEXT NOT NULL,
-  idempotency_key TEXT UNIQUE
-);
-CREATE INDEX IF NOT EXISTS messages_recipient ON messages (recipient, id);
-CREATE TABLE IF NOT EXISTS message_reads (
-  message_id INTEGER NOT NULL,
-  agent_id TEXT NOT NULL,
-  read_at TEXT NOT NULL,
-  PRIMARY KEY (message_id, agent_id)
-);
-CREATE TABLE IF NOT EXISTS obligations (
-  message_id INTEGER PRIMARY KEY,
-  agent_id TEXT NOT NULL,
-  sender TEXT NOT NULL,
-  created_at TEXT NOT NULL,
-  cleared_by INTEGER,
-  cleared_at TEXT
-);
-CREATE INDEX IF NOT EXISTS obligations_agent ON obligations (agent_id, cleared_by);
-CREATE TABLE IF NOT EXISTS insights (
-  id INTEGER PRIMARY KEY AUTOINCREMENT,
-  idempotency_key TEXT UNIQUE,
-  session_id TEXT NOT NULL,
-  project TEXT NOT NULL,
-  agent_id TEXT NOT NULL,
-  signal TEXT NOT NULL,
-  value TEXT,
-  outcome TEXT,
-  source TEXT NOT NULL,
-  occurred_at INTEGER NOT NULL,
-  created_at TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS task_statuses (
-  id INTEGER PRIMARY KEY AUTOINCREMENT,
-  task_id TEXT NOT NULL,
-  status TEXT NOT NULL,
-  agent_id TEXT NOT NULL,
-  metadata TEXT,
-  created_at TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS heartbeats (
-  id INTEGER PRIMARY KEY AUTOINCREMENT,
-  agent_id TEXT NOT NULL,
-  status TEXT NOT NULL,
-  provider TEXT NOT NULL,
-  version TEXT NOT NULL,
-  pid INTEGER NOT NULL,
-  host TEXT NOT NULL,
-  created_at TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS statuses (
-  id INTEGER PRIMARY KEY AUTOINCREMENT,
-  agent_id TEXT NOT NULL,
-  status TEXT NOT NULL,
-  at INTEGER NOT NULL,
-  received_at TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS permission_requests (
-  id INTEGER PRIMARY KEY AUTOINCREMENT,
-  agent_id TEXT NOT NULL,
-  request_id TEXT NOT NULL,
-  provider TEXT NOT NULL,
-  tool TEXT NOT NULL,
-  input TEXT,
-  decision TEXT NOT NULL,
-  reason TEXT,
-  created_at TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS departures (
-  id INTEGER PRIMARY KEY AUTOINCREMENT,
-  agent_id TEXT NOT NULL,
-  created_at TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS tokens (
-  hash TEXT PRIMARY KEY,
-  expires_at INTEGER,
-  issued_at INTEGER NOT NULL,
-  root INTEGER NOT NULL DEFAULT 0
-);
-`;
-
-type Row = Record<string, unknown>;
+import type { Message } from "../types.ts";
+import {
+  insightOf,
+  json,
+  messageOf,
+  num,
+  obligationOf,
+  type Row,
+  str,
+  unjson,
+} from "./store_rows.ts";
+import { SCHEMA } from "./store_schema.ts";
+import type {
+  DevRelayState,
+  NewInsight,
+  NewMessage,
+  StoredHeartbeat,
+  StoredInsight,
+  StoredObligation,
+  StoredPermissionRequest,
+  StoredStatus,
+  StoredTaskStatus,
+  TokenCheck,
+} from "./store_types.ts";
 
 function hashToken(token: string): string {
   return createHash("sha256").update(token).digest("hex");
-}
-
-function json(value: unknown): string | null {
-  return value === undefined ? null : JSON.stringify(value);
-}
-
-function unjson(text: unknown): unknown {
-  if (typeof text !== "string") return undefined;
-  try {
-    return JSON.parse(text);
-  } catch {
-    return text;
-  }
-}
-
-function str(row: Row, key: string): string {
-  return String(row[key] ?? "");
-}
-
-function num(row: Row, key: string): number {
-  return Number(row[key]);
-}
-
-function messageOf(row: Row): Message {
-  const message: Message = {
-    id: num(row, "id"),
-    from: str(row, "sender"),
-    to: str(row, "recipient"),
-    kind: str(row, "kind"),
-    body: str(row, "body"),
-    createdAt: str(row, "created_at"),
-  };
-  if (row["reply_to"] !== null && row["reply_to"] !== undefined) {
-    message.replyTo = num(row, "reply_to");
-  }
-  const payload = unjson(row["payload"]);
-  if (payload !== undefined && payload !== null) message.payload = payload;
-  if (typeof row["task_id"] === "string") message.taskId = row["task_id"];
-  return message;
 }
 
 /** The relay's database. */
@@ -552,37 +331,4 @@ export class RelayStore {
       })),
     };
   }
-}
-
-function obligationOf(row: Row): StoredObligation {
-  const out: StoredObligation = {
-    messageId: num(row, "message_id"),
-    agentId: str(row, "agent_id"),
-    from: str(row, "sender"),
-    body: str(row, "body"),
-    createdAt: str(row, "created_at"),
-  };
-  if (row["cleared_by"] !== null && row["cleared_by"] !== undefined) {
-    out.clearedBy = num(row, "cleared_by");
-    out.clearedAt = str(row, "cleared_at");
-  }
-  return out;
-}
-
-function insightOf(row: Row): StoredInsight {
-  const out: StoredInsight = {
-    id: num(row, "id"),
-    sessionId: str(row, "session_id"),
-    project: str(row, "project"),
-    agentId: str(row, "agent_id"),
-    signal: str(row, "signal"),
-    value: unjson(row["value"]),
-    source: str(row, "source"),
-    occurredAt: num(row, "occurred_at"),
-    createdAt: str(row, "created_at"),
-  };
-  if (typeof row["idempotency_key"] === "string") out.idempotencyKey = row["idempotency_key"];
-  const outcome = unjson(row["outcome"]);
-  if (outcome !== undefined && outcome !== null) out.outcome = outcome;
-  return out;
 }

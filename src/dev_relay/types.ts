@@ -8,7 +8,7 @@ import type { BusCommand, PermissionDecision } from "../types.ts";
 import type { Clock } from "../util/mod.ts";
 import type { BusConnection, CommandRecord, CommandResult } from "./bus_hub.ts";
 import type { DevRelayFaults, FaultPatch } from "./faults.ts";
-import type { DevRelayState } from "./store.ts";
+import type { DevRelayState } from "./store_types.ts";
 
 /** Options of `startDevRelay`. */
 export interface DevRelayOptions {

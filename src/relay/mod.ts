@@ -5,6 +5,8 @@
  * @module
  */
 export * from "./bus_client.ts";
+export * from "./bus_protocol.ts";
 export * from "./errors.ts";
 export * from "./heartbeat.ts";
 export * from "./http_client.ts";
+export { parseMessage, toEpochMs, toIso } from "./wire.ts";

@@ -1,12 +1,8 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { type DevRelay, startDevRelay } from "../../src/dev_relay/mod.ts";
-import {
-  busUrl,
-  classifyBusError,
-  RelayBus,
-  type RelayBusOptions,
-} from "../../src/relay/bus_client.ts";
+import { RelayBus, type RelayBusOptions } from "../../src/relay/bus_client.ts";
+import { busUrl, classifyBusError } from "../../src/relay/bus_protocol.ts";
 import { RelayHttpClient } from "../../src/relay/http_client.ts";
 import type { BusCommand, Message } from "../../src/types.ts";
 import { FakeClock } from "../support/fake_clock.ts";

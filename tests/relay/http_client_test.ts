@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import { startDevRelay } from "../../src/dev_relay/mod.ts";
 import { isConflict, RelayError, relayErrorKind } from "../../src/relay/errors.ts";
-import { parseMessage, RelayHttpClient, toEpochMs, toIso } from "../../src/relay/http_client.ts";
+import { RelayHttpClient } from "../../src/relay/http_client.ts";
+import { parseMessage, toEpochMs, toIso } from "../../src/relay/wire.ts";
 import { FakeClock } from "../support/fake_clock.ts";
 
 const HEARTBEAT = {

@@ -1,0 +1,89 @@
+/**
+ * The reference relay's rows read back: JSON columns, and the row → record mappers.
+ *
+ * @module
+ */
+import type { Message } from "../types.ts";
+import type { StoredInsight, StoredObligation } from "./store_types.ts";
+
+/** A row as `node:sqlite` returns it. */
+export type Row = Record<string, unknown>;
+
+/** A value as JSON text for a column; `undefined` is NULL. */
+export function json(value: unknown): string | null {
+  return value === undefined ? null : JSON.stringify(value);
+}
+
+/** A JSON column back to its value; text that is not JSON stays text. */
+export function unjson(text: unknown): unknown {
+  if (typeof text !== "string") return undefined;
+  try {
+    return JSON.parse(text);
+  } catch {
+    return text;
+  }
+}
+
+/** A column as a string (NULL is empty). */
+export function str(row: Row, key: string): string {
+  return String(row[key] ?? "");
+}
+
+/** A column as a number. */
+export function num(row: Row, key: string): number {
+  return Number(row[key]);
+}
+
+/** A `messages` row as a {@linkcode Message}. */
+export function messageOf(row: Row): Message {
+  const message: Message = {
+    id: num(row, "id"),
+    from: str(row, "sender"),
+    to: str(row, "recipient"),
+    kind: str(row, "kind"),
+    body: str(row, "body"),
+    createdAt: str(row, "created_at"),
+  };
+  if (row["reply_to"] !== null && row["reply_to"] !== undefined) {
+    message.replyTo = num(row, "reply_to");
+  }
+  const payload = unjson(row["payload"]);
+  if (payload !== undefined && payload !== null) message.payload = payload;
+  if (typeof row["task_id"] === "string") message.taskId = row["task_id"];
+  return message;
+}
+
+/** An `obligations` row (joined with its message body) as a stored obligation. */
+export function obligationOf(row: Row): StoredObligation {
+  const out: StoredObligation = {
+    messageId: num(row, "message_id"),
+    agentId: str(row, "agent_id"),
+    from: str(row, "sender"),
+    body: str(row, "body"),
+    createdAt: str(row, "created_at"),
+  };
+  if (row["cleared_by"] !== null && row["cleared_by"] !== undefined) {
+    out.clearedBy = num(row, "cleared_by");
+    out.clearedAt = str(row, "cleared_at");
+  }
+  return out;
+}
+
+/** An `insights` row as a stored insight. */
+export function insightOf(row: Row): StoredInsight {
+  const out: StoredInsight = {
+    id: num(row, "id"),
+    sessionId: str(row, "session_id"),
+    project: str(row, "project"),
+    agentId: str(row, "agent_id"),
+    signal: str(row, "signal"),
+    value: unjson(row["value"]),
+    source: str(row, "source"),
+    occurredAt: num(row, "occurred_at"),
+    createdAt: str(row, "created_at"),
+  };
+  if (typeof row["idempotency_key"] === "string") out.idempotencyKey = row["idempotency_key"];
+  const outcome = unjson(row["outcome"]);
+  if (outcome !== undefined && outcome !== null) out.outcome = outcome;
+  return out;
+}

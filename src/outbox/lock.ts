@@ -12,6 +12,7 @@
  * @module
  */
 import { DatabaseSync } from "node:sqlite";
+import { errorText } from "../util/mod.ts";
 
 /** How long an opener waits for the lock before giving up, in ms (a probe holds it briefly). */
 export const LOCK_WAIT_MS = 250;
@@ -51,7 +52,7 @@ export function lockPathFor(outboxPath: string): string {
 }
 
 function isBusy(error: unknown): boolean {
-  const message = error instanceof Error ? error.message : String(error);
+  const message = errorText(error);
   return /database is locked|database table is locked|\bbusy\b/i.test(message);
 }
 
@@ -68,7 +69,7 @@ export function acquireOutboxLock(
   try {
     db = new DatabaseSync(path, { timeout: LOCK_WAIT_MS });
   } catch (error) {
-    throw new Error(`Cannot open the outbox lock file ${path}: ${messageOf(error)}`, {
+    throw new Error(`Cannot open the outbox lock file ${path}: ${errorText(error)}`, {
       cause: error,
     });
   }
@@ -92,7 +93,7 @@ export function acquireOutboxLock(
     }
     if (isBusy(error)) throw new OutboxLockedError(outboxPath, holderPid());
     throw new Error(
-      `Cannot lock the outbox lock file ${path}: ${messageOf(error)} (is the disk full? ` +
+      `Cannot lock the outbox lock file ${path}: ${errorText(error)} (is the disk full? ` +
         `if no runner uses this outbox and the disk has room, the lock file may be deleted)`,
       { cause: error },
     );
@@ -138,8 +139,4 @@ export function outboxLockHeld(outboxPath: string): boolean {
       // Already closed.
     }
   }
-}
-
-function messageOf(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }

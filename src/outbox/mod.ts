@@ -5,9 +5,15 @@
  *
  * @module
  */
-export * from "./lock.ts";
-export * from "./outbox.ts";
-export * from "./path.ts";
+export { Outbox } from "./outbox.ts";
+export type { OutboxOptions } from "./options.ts";
+export type { EnqueueResult, OutboxEventInput } from "./event.ts";
+export { defaultClassify, type FailureClass, type OutboxSend, type SendResult } from "./send.ts";
+export type { OutboxChange, OutboxChangeReason, OutboxStats } from "./changes.ts";
+export type { PurgeTarget } from "./admin.ts";
+export type { Durability } from "./database.ts";
+export { LOCK_WAIT_MS, lockPathFor, OutboxLockedError, outboxLockHeld } from "./lock.ts";
+export { OUTBOX_FILE, outboxPath } from "./path.ts";
 export {
   inspectOutbox,
   type OutboxMode,

@@ -14,6 +14,7 @@
  * @module
  */
 import { DatabaseSync, type SQLInputValue } from "node:sqlite";
+import { errorText } from "../util/mod.ts";
 
 /** The schema version this code reads and writes. */
 export const SCHEMA_VERSION = 1;
@@ -154,9 +155,7 @@ export function rowToRecord(row: Row): OutboxRecord {
     payload = JSON.parse(row.payload);
   } catch (error) {
     throw new CorruptRowError(
-      `Stored payload of event seq=${row.seq} is not valid JSON: ${
-        error instanceof Error ? error.message : String(error)
-      }`,
+      `Stored payload of event seq=${row.seq} is not valid JSON: ${errorText(error)}`,
     );
   }
   const record: OutboxRecord = {
@@ -258,10 +257,7 @@ export function inspectOutbox(path: string, options: { limit?: number } = {}): O
   try {
     db = new DatabaseSync(path, { readOnly: true, timeout: 2_000 });
   } catch (error) {
-    throw new Error(
-      `Cannot open outbox ${path}: ${error instanceof Error ? error.message : String(error)}`,
-      { cause: error },
-    );
+    throw new Error(`Cannot open outbox ${path}: ${errorText(error)}`, { cause: error });
   }
   try {
     if (checkSchema(db, path)) {

@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { Outbox, OutboxLockedError, type OutboxRecord } from "../../src/outbox/outbox.ts";
+import { Outbox, OutboxLockedError, type OutboxRecord } from "../../src/outbox/mod.ts";
 
 const FIXTURE = fileURLToPath(new URL("../fixtures/outbox_child.ts", import.meta.url));
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));

@@ -10,9 +10,12 @@ import {
   type OutboxOptions,
   type OutboxRecord,
   type OutboxSend,
-  type OutboxTimers,
   type SendResult,
-} from "../../src/outbox/outbox.ts";
+} from "../../src/outbox/mod.ts";
+type OutboxTimers = {
+  setTimeout(cb: () => void, d: number): unknown;
+  clearTimeout(id: unknown): void;
+};
 import { backoffDelay, backoffStep } from "../../src/util/backoff.ts";
 import { ENQUEUE_SQL, SCHEMA_SQL } from "../../src/outbox/store.ts";
 
@@ -96,8 +99,11 @@ function open(dir: string, clock: FakeClock, options: Partial<OutboxOptions> = {
   return new Outbox({
     path: join(dir, "outbox.sqlite"),
     agentId: "agent-1",
-    now: () => clock.now,
-    timers: clock.timers,
+    clock: {
+      now: () => clock.now,
+      setTimeout: clock.timers.setTimeout,
+      clearTimeout: clock.timers.clearTimeout,
+    },
     pollMs: HOUR,
     ...options,
   });

@@ -1,0 +1,72 @@
+/**
+ * An event to queue: what a caller passes to `enqueue`, what it gets back, and the checks that
+ * turn the input into a row (a bad input throws a `TypeError` before anything is stored).
+ *
+ * @module
+ */
+import { failureText } from "./send.ts";
+import type { OutboxMode } from "./store.ts";
+
+/** An event to queue. */
+export interface OutboxEventInput {
+  kind: string;
+  /** Any JSON-serializable value (`undefined` is stored as `null`). */
+  payload?: unknown;
+  /** Required for `coalesce`; a label for `append`. */
+  dedupeKey?: string;
+  /** Default `append`. `coalesce` replaces pending, not-in-flight coalesce events with this key. */
+  mode?: OutboxMode;
+  /** Epoch ms; default now. Stamped once, kept through retries. */
+  occurredAt?: number;
+}
+
+/** What `enqueue` assigned. */
+export interface EnqueueResult {
+  seq: number;
+  idempotencyKey: string;
+}
+
+/** A checked event, its payload as JSON text. */
+export interface CheckedEvent {
+  kind: string;
+  mode: OutboxMode;
+  dedupeKey: string | null;
+  occurredAt: number;
+  payload: string;
+}
+
+/** Checks `input`, stamping `occurredAt` from `now` when absent; throws a `TypeError` naming the bad value. */
+export function checkEvent(input: OutboxEventInput, now: () => number): CheckedEvent {
+  if (typeof input !== "object" || input === null) {
+    throw new TypeError("Outbox event must be an object with a kind");
+  }
+  const { kind } = input;
+  if (typeof kind !== "string" || kind.trim() === "") {
+    throw new TypeError(`Outbox event kind ${JSON.stringify(kind)} must be a non-empty string`);
+  }
+  const mode = input.mode ?? "append";
+  if (mode !== "append" && mode !== "coalesce") {
+    throw new TypeError(`Outbox event mode "${mode}" must be "append" or "coalesce"`);
+  }
+  const dedupeKey = input.dedupeKey;
+  if (dedupeKey !== undefined && typeof dedupeKey !== "string") {
+    throw new TypeError(`Outbox event dedupeKey ${String(dedupeKey)} must be a string`);
+  }
+  if (mode === "coalesce" && !dedupeKey) {
+    throw new TypeError(`Outbox event "${kind}" in coalesce mode needs a dedupeKey`);
+  }
+  const occurredAt = input.occurredAt ?? Math.round(now());
+  if (typeof occurredAt !== "number" || !Number.isFinite(occurredAt)) {
+    throw new TypeError(`Outbox event occurredAt ${String(occurredAt)} must be epoch ms`);
+  }
+  let payload: string;
+  try {
+    payload = JSON.stringify(input.payload ?? null) ?? "null";
+  } catch (error) {
+    throw new TypeError(
+      `Outbox event "${kind}" payload is not JSON-serializable: ${failureText(error)}`,
+      { cause: error },
+    );
+  }
+  return { kind, mode, dedupeKey: dedupeKey ?? null, occurredAt, payload };
+}

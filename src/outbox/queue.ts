@@ -1,0 +1,382 @@
+/**
+ * The durable queue: the rows of an open outbox file and the counters mirrored from them in
+ * memory (so that enqueue never counts rows). Every change to the rows goes through here:
+ * enqueue with coalescing and the bound, and the moves the pump and the operator make —
+ * delivered, failed, poisoned, requeued, purged.
+ *
+ * @module
+ */
+import { getLogger } from "../logger.ts";
+import { type Clock, errorText } from "../util/mod.ts";
+import { BatchReader } from "./batch.ts";
+import { dropOldest, DropReport, type Victim } from "./bound.ts";
+import type { ChangeFeed } from "./changes.ts";
+import type { OutboxDatabase, Statements } from "./database.ts";
+import { checkEvent, type EnqueueResult, type OutboxEventInput } from "./event.ts";
+import type { Refusal } from "./send.ts";
+import {
+  type OutboxRecord,
+  type PoisonedRecord,
+  type Row,
+  rowToPoisoned,
+  rowToRecordLenient,
+} from "./store.ts";
+
+const log = getLogger("outbox");
+
+/** Options of {@linkcode OutboxQueue}. */
+export interface QueueOptions {
+  /** The agent, used in idempotency keys. */
+  agentId: string;
+  /** Most events kept (pending not in flight, plus poisoned). */
+  maxRows: number;
+  batchSize: number;
+  batchBytes: number;
+  clock: Clock;
+  /** Where changes are announced. */
+  changes: ChangeFeed;
+}
+
+/** The queue's counters. `delivered` and `dropped` are totals kept in the file. */
+export interface QueueTally {
+  /** Events not yet delivered, in flight included. */
+  pending: number;
+  poisoned: number;
+  delivered: number;
+  dropped: number;
+  lastError?: string;
+  lastErrorAt?: number;
+}
+
+/** The rows of an open outbox and their counters. */
+export class OutboxQueue {
+  /** The seqs handed to the send and not yet settled: never replaced, dropped nor purged. */
+  readonly inFlight = new Set<number>();
+  /** Reads the batches to send. */
+  readonly batches: BatchReader;
+
+  readonly #db: OutboxDatabase;
+  readonly #q: Statements;
+  readonly #agentId: string;
+  readonly #maxRows: number;
+  readonly #clock: Clock;
+  readonly #changes: ChangeFeed;
+  readonly #drops: DropReport;
+  #pending: number;
+  #poisoned: number;
+  #delivered: number;
+  #dropped: number;
+  #nextSeq: number;
+  #lastError: string | undefined;
+  #lastErrorAt: number | undefined;
+  #epoch = 0;
+
+  constructor(db: OutboxDatabase, options: QueueOptions) {
+    this.#db = db;
+    this.#q = db.q;
+    this.#agentId = options.agentId;
+    this.#maxRows = options.maxRows;
+    this.#clock = options.clock;
+    this.#changes = options.changes;
+    this.#drops = new DropReport(options.clock, options.maxRows);
+    const opened = db.opened;
+    this.#pending = opened.pending;
+    this.#poisoned = opened.poisoned;
+    this.#delivered = opened.delivered;
+    this.#dropped = opened.dropped;
+    this.#nextSeq = opened.nextSeq;
+    this.#lastError = opened.lastError;
+    this.#lastErrorAt = opened.lastErrorAt;
+    this.batches = new BatchReader(db.q, {
+      batchSize: options.batchSize,
+      batchBytes: options.batchBytes,
+      poison: (refusals) => this.poison(refusals),
+    });
+  }
+
+  /** The SQLite file. */
+  get path(): string {
+    return this.#db.path;
+  }
+
+  /** Bumped by every change other than an append, so a batch read ahead can be trusted. */
+  get epoch(): number {
+    return this.#epoch;
+  }
+
+  /** Events not yet delivered, in flight included. */
+  get pending(): number {
+    return this.#pending;
+  }
+
+  /** The counters. */
+  tally(): QueueTally {
+    return {
+      pending: this.#pending,
+      poisoned: this.#poisoned,
+      delivered: this.#delivered,
+      dropped: this.#dropped,
+      ...(this.#lastError === undefined ? {} : { lastError: this.#lastError }),
+      ...(this.#lastErrorAt === undefined ? {} : { lastErrorAt: this.#lastErrorAt }),
+    };
+  }
+
+  /**
+   * Stores an event: an append is one insert; a coalesce also deletes the pending, not in
+   * flight, coalesce rows with its key; at the bound the oldest rows go, all in one
+   * transaction. Throws a `TypeError` on bad input and an `Error` naming the file when storage
+   * fails.
+   */
+  enqueue(input: OutboxEventInput): EnqueueResult {
+    const event = checkEvent(input, () => this.#clock.now());
+    const { kind, mode, dedupeKey } = event;
+    const seq = this.#nextSeq;
+    const idempotencyKey = `${this.#agentId}:${crypto.randomUUID()}`;
+    const row = [seq, kind, mode, dedupeKey, event.occurredAt, idempotencyKey, event.payload];
+    const overflow = this.#countedRows() + 1 - this.#maxRows;
+    let replaced = 0;
+    let dropped: Victim[] = [];
+    try {
+      if (mode === "append" && overflow <= 0) {
+        this.#q.insert.run(...row);
+      } else {
+        this.#epoch++;
+        [replaced, dropped] = this.#db.transaction(() => {
+          let removed = 0;
+          if (mode === "coalesce") {
+            const matches = this.#q.coalesceMatches.all(dedupeKey ?? "") as { seq: number }[];
+            for (const match of matches) {
+              if (this.inFlight.has(match.seq)) continue;
+              removed += Number(this.#q.deletePending.run(match.seq).changes);
+            }
+          }
+          this.#q.insert.run(...row);
+          const excess = this.#countedRows() - removed + 1 - this.#maxRows;
+          const victims = excess > 0
+            ? dropOldest(this.#q, excess, {
+              newest: seq,
+              inFlight: this.inFlight,
+              anyPoisoned: this.#poisoned > 0,
+            })
+            : [];
+          return [removed, victims] as const;
+        });
+      }
+    } catch (error) {
+      throw new Error(
+        `Outbox ${this.path} could not store a "${kind}" event: ${errorText(error)}`,
+        { cause: error },
+      );
+    }
+    this.#nextSeq = seq + 1;
+    this.#pending += 1 - replaced;
+    if (dropped.length > 0) this.#afterDrops(dropped);
+    return { seq, idempotencyKey };
+  }
+
+  /** Rows the bound counts: pending not in flight, plus poisoned. */
+  #countedRows(): number {
+    return this.#pending - this.inFlight.size + this.#poisoned;
+  }
+
+  #afterDrops(victims: Victim[]): void {
+    for (const victim of victims) {
+      if (victim.poisoned) this.#poisoned--;
+      else this.#pending--;
+    }
+    this.#dropped += victims.length;
+    this.#drops.report(victims, this.#dropped);
+    this.#db.removed(victims.length);
+    this.#changes.notify("dropped");
+  }
+
+  /**
+   * Deletes delivered rows and counts them, in one transaction. A run of rows at the head of
+   * the batch (`contiguous`) goes in one range delete, checked by its count: should any other
+   * row sit inside the range, the transaction is undone and the rows go one by one instead.
+   * Returns how many were removed.
+   */
+  delivered(acked: OutboxRecord[], contiguous: boolean): number {
+    const removed = this.#removeDelivered(acked, contiguous);
+    this.#pending -= removed;
+    this.#delivered += removed;
+    this.#db.removed(removed);
+    return removed;
+  }
+
+  #removeDelivered(acked: OutboxRecord[], contiguous: boolean): number {
+    const first = acked[0];
+    const last = acked[acked.length - 1];
+    if (!first || !last) return 0;
+    const account = (removed: number) => {
+      if (removed > 0) this.#q.metaAdd.run(removed, "delivered");
+      this.#q.metaMax.run(last.seq, "seq_floor");
+      return removed;
+    };
+    if (contiguous && acked.length > 1) {
+      const mismatch = new Error("range mismatch");
+      try {
+        return this.#db.transaction(() => {
+          const removed = Number(this.#q.deleteRange.run(first.seq, last.seq).changes);
+          if (removed !== acked.length) throw mismatch;
+          return account(removed);
+        });
+      } catch (error) {
+        if (error !== mismatch) throw error;
+      }
+    }
+    return this.#db.transaction(() => {
+      let removed = 0;
+      for (const record of acked) {
+        removed += Number(this.#q.deletePending.run(record.seq).changes);
+      }
+      return account(removed);
+    });
+  }
+
+  /** Moves refused rows to `poisoned` and logs each FATAL. */
+  poison(refusals: Refusal[]): void {
+    const at = Math.round(this.#clock.now());
+    this.#epoch++;
+    let moved = 0;
+    this.#db.transaction(() => {
+      for (const { record, error } of refusals) {
+        if (Number(this.#q.poison.run(error, at, record.seq).changes) === 0) continue;
+        this.#q.deletePending.run(record.seq);
+        moved++;
+      }
+      this.#setLastError(refusals[refusals.length - 1]?.error ?? "", at);
+    });
+    this.#pending -= moved;
+    this.#poisoned += moved;
+    for (const { record, error } of refusals) {
+      log.fatal(
+        `Outbox event seq=${record.seq} kind=${record.kind} poisoned after ` +
+          `${record.attempts + 1} attempt(s), the relay refused it permanently: ${error}. ` +
+          `It is kept: list it with "agent-relay-runner outbox poisoned", retry it with ` +
+          `"agent-relay-runner outbox requeue --seq ${record.seq}"`,
+      );
+    }
+    this.#changes.notify("poisoned");
+  }
+
+  /**
+   * Counts an attempt against each of `records`, whose first failed with `text` (the rest
+   * came after it and were not acked).
+   */
+  failed(records: readonly OutboxRecord[], text: string): void {
+    const [head, ...rest] = records;
+    if (!head) return;
+    this.#db.transaction(() => {
+      this.#q.failed.run(text, head.seq);
+      for (const record of rest) this.#q.attempted.run(record.seq);
+    });
+  }
+
+  /** Records the last error, in the file if it can (in memory only on storage trouble). */
+  noteError(text: string, at: number): void {
+    try {
+      this.#setLastError(text, at);
+    } catch {
+      // Storage trouble; the in-memory copy is enough for metrics.
+      this.#lastError = text;
+      this.#lastErrorAt = at;
+    }
+  }
+
+  #setLastError(text: string, at: number): void {
+    this.#lastError = text;
+    this.#lastErrorAt = at;
+    this.#q.metaSet.run("last_error", text);
+    this.#q.metaSet.run("last_error_at", at);
+  }
+
+  /** Pending events in delivery order, after `afterSeq` if given. */
+  list(limit: number, afterSeq?: number): OutboxRecord[] {
+    const rows =
+      (afterSeq === undefined
+        ? this.#q.head.all(limit)
+        : this.#q.pendingAfter.all(afterSeq, limit)) as unknown as Row[];
+    return rows.map(rowToRecordLenient);
+  }
+
+  /** Poisoned events, oldest first. */
+  poisoned(limit: number): PoisonedRecord[] {
+    return (this.#q.poisonedList.all(limit) as unknown as Row[]).map(rowToPoisoned);
+  }
+
+  /** Moves one poisoned event (by seq) or all back into the queue. Returns how many moved. */
+  requeue(seq?: number): number {
+    this.#epoch++;
+    const moved = this.#db.transaction(() => {
+      if (seq === undefined) {
+        const n = Number(this.#q.requeueAll.run().changes);
+        this.#q.deleteAllPoisoned.run();
+        return n;
+      }
+      const n = Number(this.#q.requeueOne.run(seq).changes);
+      if (n > 0) this.#q.deletePoisoned.run(seq);
+      return n;
+    });
+    this.#poisoned -= moved;
+    this.#pending += moved;
+    return moved;
+  }
+
+  /** Deletes the event `seq`, pending or poisoned (the caller checks it is not in flight). */
+  purgeOne(seq: number): number {
+    let pending = 0;
+    let poisoned = 0;
+    this.#epoch++;
+    this.#db.transaction(() => {
+      poisoned = Number(this.#q.deletePoisoned.run(seq).changes);
+      pending = Number(this.#q.deletePending.run(seq).changes);
+      this.#q.metaMax.run(seq, "seq_floor");
+    });
+    return this.#purged(pending, poisoned);
+  }
+
+  /** Deletes every poisoned event. */
+  purgePoisoned(): number {
+    this.#epoch++;
+    const poisoned = this.#db.transaction(() => Number(this.#q.deleteAllPoisoned.run().changes));
+    return this.#purged(0, poisoned);
+  }
+
+  /** Deletes every event but those in flight. */
+  purgeAll(): number {
+    let pending = 0;
+    let poisoned = 0;
+    this.#epoch++;
+    this.#db.transaction(() => {
+      poisoned = Number(this.#q.deleteAllPoisoned.run().changes);
+      const rows = this.#q.head.all(this.#pending + 1) as unknown as Row[];
+      for (const row of rows) {
+        if (this.inFlight.has(row.seq)) continue;
+        pending += Number(this.#q.deletePending.run(row.seq).changes);
+        this.#q.metaMax.run(row.seq, "seq_floor");
+      }
+    });
+    return this.#purged(pending, poisoned);
+  }
+
+  #purged(pending: number, poisoned: number): number {
+    this.#pending -= pending;
+    this.#poisoned -= poisoned;
+    this.#db.removed(pending + poisoned);
+    if (pending + poisoned > 0) {
+      log.warn(`Outbox purged ${pending} pending and ${poisoned} poisoned event(s)`);
+    }
+    return pending + poisoned;
+  }
+
+  /** After a drain or a purge: gives space back to the file system when it is worth it. */
+  reclaimIfWorthIt(): void {
+    this.#db.reclaimIfWorthIt();
+  }
+
+  /** Reports the drops not reported yet. The database is closed by its owner. */
+  close(): void {
+    this.#drops.flush();
+  }
+}

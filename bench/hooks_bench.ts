@@ -17,9 +17,9 @@ import { join } from "node:path";
 import {
   type ControlCallbacks,
   createControlHandler,
+  createPermissionDecider,
   startControlServer,
 } from "../src/control/mod.ts";
-import { createPermissionDecider } from "../src/control/mod.ts";
 import { writePlugin } from "../src/adapters/mod.ts";
 import { ReplyObligationCache } from "../src/runner/reply_obligations.ts";
 import type { ReplyObligation } from "../src/types.ts";

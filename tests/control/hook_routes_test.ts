@@ -3,10 +3,12 @@
  * permission answer within the budget, every event handed to the runner, and `/hook-fatal`.
  */
 import assert from "node:assert/strict";
-import { HOOK_EVENTS, type HookEvent } from "../../src/control/mod.ts";
+import { createControlHandler, HOOK_EVENTS, type HookEvent } from "../../src/control/mod.ts";
 import { createPermissionDecider } from "../../src/control/permission_policy.ts";
 import type { PermissionDecision } from "../../src/types.ts";
-import { fake, handlerFor, owed, post, withLogs } from "./control_fake.ts";
+import { FakeClock } from "../support/fake_clock.ts";
+import { waitFor } from "../support/wait.ts";
+import { fake, get, handlerFor, owed, post, SECRET, withLogs } from "./control_fake.ts";
 
 Deno.test("stop blocks on an obligation the turn does not answer, quoting it", async () => {
   const f = fake();
@@ -157,4 +159,21 @@ Deno.test("POST /hook-fatal logs FATAL and hands the report to the runner", asyn
     assert.equal(r3.status, 200, "a failing onHookFatal never bounces back at the hook");
     await r3.body?.cancel();
   });
+});
+
+Deno.test("the hook budget runs on the injected clock: the fallback comes when it is spent", async () => {
+  const clock = new FakeClock();
+  const f = fake({ decidePermission: () => new Promise<PermissionDecision>(() => {}) });
+  const h = createControlHandler({ secret: SECRET, callbacks: f.callbacks, clock });
+  const answering = h(post("/hooks/permission-request", { tool_name: "Edit" }));
+  await waitFor("the budget's timer to be armed", () => clock.pending === 1);
+  clock.tick(1_499);
+  assert.equal(clock.pending, 1, "1,499 ms into a 1,500 ms budget the hook still waits");
+  clock.tick(1);
+  const answer = await (await answering).json();
+  assert.equal(answer.hookSpecificOutput.decision.behavior, "deny");
+  assert.match(answer.hookSpecificOutput.decision.message, /no decision within 1500 ms/);
+  assert.equal(clock.pending, 0);
+  const status = await (await h(get("/status"))).json();
+  assert.equal(status.uptimeMs, clock.now() - 1_000, "the time comes from the clock too");
 });

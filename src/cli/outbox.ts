@@ -21,6 +21,7 @@ import {
   type OutboxSnapshot,
   type PoisonedRecord,
 } from "../outbox/mod.ts";
+import { errorText } from "../util/mod.ts";
 
 /** The help text of `agent-relay-runner outbox`. */
 export const OUTBOX_HELP =
@@ -241,7 +242,7 @@ function runOutboxCommand(
     try {
       snapshot = inspectOutbox(path, { limit });
     } catch (error) {
-      return fail(error instanceof Error ? error.message : String(error), 1);
+      return fail(errorText(error), 1);
     }
     const running = outboxLockHeld(path);
     if (command === "stats") {
@@ -294,7 +295,7 @@ function runOutboxCommand(
         1,
       );
     }
-    return fail(error instanceof Error ? error.message : String(error), 1);
+    return fail(errorText(error), 1);
   }
   try {
     if (command === "requeue") {
@@ -318,7 +319,7 @@ function runOutboxCommand(
     out(json ? `${JSON.stringify({ purged: removed })}\n` : `purged ${removed} event(s)\n`);
     return 0;
   } catch (error) {
-    return fail(error instanceof Error ? error.message : String(error), 1);
+    return fail(errorText(error), 1);
   } finally {
     outbox.close();
   }

@@ -1,10 +1,10 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { Outbox } from "../../src/outbox/outbox.ts";
 import { OUTBOX_HELP, outboxCommand } from "../../src/cli/outbox.ts";
 import { resolveOutboxDir } from "../../src/config/mod.ts";
-import { outboxPath } from "../../src/outbox/mod.ts";
+import { Outbox, outboxPath } from "../../src/outbox/mod.ts";
+import { waitFor } from "../support/wait.ts";
 
 const CLI = fileURLToPath(new URL("../../src/cli/outbox.ts", import.meta.url));
 const CHILD = fileURLToPath(new URL("../fixtures/outbox_child.ts", import.meta.url));
@@ -32,7 +32,7 @@ async function withHome(fn: (home: string) => Promise<void>): Promise<void> {
 /** An outbox for agent `team/alice` under `home`: 3 pending, 1 poisoned, 2 delivered. */
 async function seed(home: string): Promise<string> {
   const path = outboxPath(join(home, "state", "team_alice", "outbox"));
-  const outbox = new Outbox({
+  using outbox = new Outbox({
     path,
     agentId: "team/alice",
     batchSize: 1,
@@ -49,12 +49,11 @@ async function seed(home: string): Promise<string> {
   outbox.enqueue({ kind: "session", payload: "bad" });
   outbox.enqueue({ kind: "session", payload: "two" });
   outbox.start();
-  while (outbox.stats().pending > 0) await new Promise((r) => setTimeout(r, 1));
+  await waitFor("the seed's first events to settle", () => outbox.stats().pending === 0);
   await outbox.stop();
   outbox.enqueue({ kind: "insight", payload: { signal: "x" } });
   outbox.enqueue({ kind: "state", payload: "s", mode: "coalesce", dedupeKey: "status" });
   outbox.enqueue({ kind: "session", payload: "three" });
-  outbox.close();
   return path;
 }
 

@@ -73,15 +73,11 @@ async function runUntilKilled(path: string, mode: string, firstN: number, delayM
 }
 
 function allRecords(path: string): OutboxRecord[] {
-  const outbox = new Outbox({ path, agentId: "checker" });
-  try {
-    const records = outbox.list({ limit: 1_000_000 });
-    assert.equal(records.length, outbox.stats().pending);
-    assert.equal(new Set(records.map((r) => r.idempotencyKey)).size, records.length);
-    return records;
-  } finally {
-    outbox.close();
-  }
+  using outbox = new Outbox({ path, agentId: "checker" });
+  const records = outbox.list({ limit: 1_000_000 });
+  assert.equal(records.length, outbox.stats().pending);
+  assert.equal(new Set(records.map((r) => r.idempotencyKey)).size, records.length);
+  return records;
 }
 
 // Kill points, in ms after the child is ready: from "at once" to "well into it".
@@ -193,9 +189,8 @@ Deno.test("defect 7: another process's outbox is refused with that process's pid
   }
   try {
     // The kernel released the lock with the process: the file opens, the event is there.
-    const outbox = new Outbox({ path, agentId: "second" });
+    using outbox = new Outbox({ path, agentId: "second" });
     assert.deepEqual(outbox.list().map((r) => r.kind), ["held"]);
-    outbox.close();
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

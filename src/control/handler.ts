@@ -20,7 +20,7 @@ import { errorResponse, HttpError, json } from "./http.ts";
 import { ControlStats, PROMETHEUS_CONTENT_TYPE, renderMetrics } from "./metrics.ts";
 import { Monitor, type MonitorEvent } from "./monitor.ts";
 import { operatorRoutes, statusBody } from "./operator_routes.ts";
-import { RouteTable } from "./routes.ts";
+import { type RouteMatch, RouteTable } from "./routes.ts";
 import { bearerMatches } from "./secret.ts";
 
 const log = getLogger("control");
@@ -76,6 +76,19 @@ function unauthorized(): Response {
   });
 }
 
+/** The 404 or 405 for a path and method the table has no route for. */
+function notRouted(match: RouteMatch, path: string, method: string): HttpError {
+  if (match.kind === "wrong-method") {
+    return new HttpError(405, `${method} is not allowed on ${path}`, { allow: match.allow });
+  }
+  return new HttpError(
+    404,
+    path.startsWith(HOOKS_PREFIX)
+      ? `No hook event named "${path.slice(HOOKS_PREFIX.length)}"`
+      : `Nothing at ${path}`,
+  );
+}
+
 /** Builds the control server as a pure request handler. */
 export function createControlHandler(options: ControlOptions): ControlHandler {
   const { secret, callbacks } = options;
@@ -108,24 +121,6 @@ export function createControlHandler(options: ControlOptions): ControlHandler {
     ["/monitor", { GET: (req) => monitor.accept(req) }],
   ]);
 
-  const route = async (path: string, req: Request): Promise<Response> => {
-    const method = req.method;
-    const match = table.match(path, method);
-    switch (match.kind) {
-      case "found":
-        return await match.route(req);
-      case "wrong-method":
-        throw new HttpError(405, `${method} is not allowed on ${path}`, { allow: match.allow });
-      case "no-path":
-        throw new HttpError(
-          404,
-          path.startsWith(HOOKS_PREFIX)
-            ? `No hook event named "${path.slice(HOOKS_PREFIX.length)}"`
-            : `Nothing at ${path}`,
-        );
-    }
-  };
-
   const handle = async (req: Request): Promise<Response> => {
     const path = pathOf(req.url);
     if (!OPEN_PATHS.has(path) && !bearerMatches(req.headers.get("authorization"), secret)) {
@@ -133,7 +128,9 @@ export function createControlHandler(options: ControlOptions): ControlHandler {
       return unauthorized();
     }
     try {
-      return await route(path, req);
+      const match = table.match(path, req.method);
+      if (match.kind === "found") return await match.route(req);
+      throw notRouted(match, path, req.method);
     } catch (error) {
       if (error instanceof HttpError) return errorResponse(error);
       const what = `${req.method} ${path}`;

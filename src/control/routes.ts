@@ -21,28 +21,35 @@ export type RouteMatch =
   | { kind: "wrong-method"; allow: string }
   | { kind: "no-path" };
 
+/** One path's routes, each answer to `match` made once, when the table is built. */
+interface PathEntry {
+  found: ReadonlyMap<string, RouteMatch>;
+  wrongMethod: RouteMatch;
+}
+
+const NO_PATH: RouteMatch = { kind: "no-path" };
+
 /** Routes by path and method. */
 export class RouteTable {
-  readonly #routes = new Map<string, ReadonlyMap<string, Route>>();
+  readonly #paths = new Map<string, PathEntry>();
 
   /** `routes`: `[path, {GET, POST}]` pairs; a later pair for the same path replaces the earlier. */
   constructor(routes: Iterable<readonly [string, RouteMethods]>) {
     for (const [path, methods] of routes) {
-      const byMethod = new Map<string, Route>();
+      const found = new Map<string, RouteMatch>();
       for (const method of ["GET", "POST"] as const) {
         const route = Object.hasOwn(methods, method) ? methods[method] : undefined;
-        if (route) byMethod.set(method, route);
+        if (route) found.set(method, { kind: "found", route });
       }
-      this.#routes.set(path, byMethod);
+      const allow = [...found.keys()].join(", ");
+      this.#paths.set(path, { found, wrongMethod: { kind: "wrong-method", allow } });
     }
   }
 
   /** The route for `method` on `path`, or why there is none (with `Allow` for a wrong method). */
   match(path: string, method: string): RouteMatch {
-    const methods = this.#routes.get(path);
-    if (methods === undefined) return { kind: "no-path" };
-    const route = methods.get(method);
-    if (route === undefined) return { kind: "wrong-method", allow: [...methods.keys()].join(", ") };
-    return { kind: "found", route };
+    const entry = this.#paths.get(path);
+    if (entry === undefined) return NO_PATH;
+    return entry.found.get(method) ?? entry.wrongMethod;
   }
 }

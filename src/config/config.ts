@@ -58,6 +58,8 @@ export interface RunConfig {
   /** 0 = any free port. */
   controlPort: number;
   permissionPolicy: PermissionPolicy;
+  /** How often a failed turn is tried again before its messages get a failure reply. */
+  turnRetries: number;
   /** `AGENT_RELAY_WORKSPACE_JSON`, unparsed. */
   workspaceJson: string | undefined;
   /** Arguments after `--`, for the provider. */
@@ -138,6 +140,7 @@ export const RUN_FLAGS = {
   "control-port": { type: "string" },
   "info-file": { type: "string" },
   "permission-policy": { type: "string" },
+  "turn-retries": { type: "string" },
   "help": { type: "boolean", short: "h" },
 } as const;
 
@@ -222,6 +225,11 @@ export function resolveRunConfig(args: string[], env: Env): RunConfig {
     PERMISSION_POLICIES,
     "--permission-policy",
   );
+  const retriesRaw = str("turn-retries") ?? "1";
+  if (!/^\d{1,2}$/.test(retriesRaw) || Number(retriesRaw) > 10) {
+    throw new UsageError(`--turn-retries "${retriesRaw}" must be a whole number from 0 to 10`);
+  }
+  const turnRetries = Number(retriesRaw);
   if (provider === "command" && rest.length === 0) {
     throw new UsageError(
       "--provider command needs the program after --, e.g. -- ./examples/echo-agent",
@@ -253,6 +261,7 @@ export function resolveRunConfig(args: string[], env: Env): RunConfig {
     logFormat,
     controlPort,
     permissionPolicy,
+    turnRetries,
     workspaceJson: env["AGENT_RELAY_WORKSPACE_JSON"] || undefined,
     providerArgs: rest,
   };

@@ -93,9 +93,16 @@ function inbox(ctx: RelayContext, call: RouteCall): Response {
   if (!/^\d+$/.test(limitRaw) || limit < 1 || limit > 1000) {
     throw new HttpError(400, `query parameter "limit" must be 1 to 1000, not "${limitRaw}"`);
   }
+  const afterRaw = params.get("after") ?? "0";
+  const after = Number(afterRaw);
+  if (!/^\d{1,15}$/.test(afterRaw)) {
+    throw new HttpError(400, `query parameter "after" must be a message id, not "${afterRaw}"`);
+  }
   const messages = ctx.store.messagesFor(agent, {
     unread: unreadRaw === "true" || unreadRaw === "1",
     limit,
+    after,
+    withSession: ctx.switches.faults.sessionUnread,
   });
   call.note(`${messages.length} for ${agent}`);
   return json(200, { messages });

@@ -28,6 +28,11 @@ export interface DevRelayFaults {
   busSilent: boolean;
   /** `POST /api/insights` answers 409 (insights turned off). */
   insights409: boolean;
+  /**
+   * The unread inbox lists `session` (mirror) messages too: a relay the contract does not forbid
+   * from doing so.
+   */
+  sessionUnread: boolean;
 }
 
 /** Every switch off. */
@@ -41,13 +46,21 @@ export function noFaults(): DevRelayFaults {
     dropWebSockets: false,
     busSilent: false,
     insights409: false,
+    sessionUnread: false,
   };
 }
 
 /** A change to the switches. */
 export type FaultPatch = Partial<DevRelayFaults>;
 
-const BOOLEANS = ["down", "garbage", "dropWebSockets", "busSilent", "insights409"] as const;
+const BOOLEANS = [
+  "down",
+  "garbage",
+  "dropWebSockets",
+  "busSilent",
+  "insights409",
+  "sessionUnread",
+] as const;
 const NUMBERS = ["slowMs", "failStatus", "failCount"] as const;
 
 /**

@@ -158,17 +158,23 @@ export class RelayStore {
   }
 
   /**
-   * Messages to `agentId`, oldest first. With `unread`: only those it has not marked read, and
-   * never `session` messages (display-only mirror traffic is not an inbox item).
+   * Messages to `agentId` with ids above `after` (default 0), oldest first. With `unread`: only
+   * those it has not marked read, and no `session` messages (display-only mirror traffic is not
+   * an inbox item) unless `withSession`.
    */
-  messagesFor(agentId: string, options: { unread: boolean; limit: number }): Message[] {
+  messagesFor(
+    agentId: string,
+    options: { unread: boolean; limit: number; after?: number; withSession?: boolean },
+  ): Message[] {
+    const session = options.withSession ? "" : "AND m.kind <> 'session'";
     const sql = options.unread
       ? `SELECT m.* FROM messages m
-         WHERE m.recipient = ? AND m.kind <> 'session' AND NOT EXISTS (
+         WHERE m.recipient = ? AND m.id > ? ${session} AND NOT EXISTS (
            SELECT 1 FROM message_reads r WHERE r.message_id = m.id AND r.agent_id = m.recipient)
          ORDER BY m.id LIMIT ?`
-      : "SELECT * FROM messages WHERE recipient = ? ORDER BY id LIMIT ?";
-    return (this.#db.prepare(sql).all(agentId, options.limit) as Row[]).map(messageOf);
+      : "SELECT * FROM messages m WHERE recipient = ? AND m.id > ? ORDER BY id LIMIT ?";
+    return (this.#db.prepare(sql).all(agentId, options.after ?? 0, options.limit) as Row[])
+      .map(messageOf);
   }
 
   /** Marks a message read by `agentId` (idempotent). */

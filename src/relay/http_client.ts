@@ -76,10 +76,25 @@ export interface TaskStatusInput {
   metadata?: unknown;
 }
 
+/** A message's progress on its way through an agent, in order. */
+export type ReceiptState = "received" | "handed" | "answered" | "failed";
+
+/** The body of `POST /api/messages/:id/receipts`. */
+export interface ReceiptInput {
+  agentId: string;
+  state: ReceiptState;
+  /** Epoch milliseconds of the step. */
+  at: number;
+  /** One sentence: why a message failed, say. */
+  detail?: string;
+}
+
 /** Options of {@linkcode RelayHttpClient.pollUnread}. */
 export interface PollOptions extends CallOptions {
   /** At most this many messages. Default 100. */
   limit?: number;
+  /** Only messages with ids above this one: the next page after a full one. */
+  after?: number;
 }
 
 function retryAfterMs(header: string | null, now: number): number | undefined {
@@ -170,6 +185,7 @@ export class RelayHttpClient {
       for: agentId,
       unread: "true",
       limit: String(options.limit ?? 100),
+      ...(options.after !== undefined ? { after: String(options.after) } : {}),
     });
     const spec = { method: "GET", path: `/api/messages?${query}` };
     const answer = await this.#call(spec, options);
@@ -190,6 +206,21 @@ export class RelayHttpClient {
   async markRead(messageId: number, agentId: string, options: CallOptions = {}): Promise<void> {
     await this.#call(
       { method: "POST", path: `/api/messages/${messageId}/read`, body: { agentId } },
+      options,
+    );
+  }
+
+  /**
+   * `POST /api/messages/:id/receipts`: how far this agent got with a message. A relay without
+   * the endpoint answers 404 or 405: the caller treats that as delivered.
+   */
+  async sendReceipt(
+    messageId: number,
+    input: ReceiptInput,
+    options: CallOptions = {},
+  ): Promise<void> {
+    await this.#call(
+      { method: "POST", path: `/api/messages/${messageId}/receipts`, body: input },
       options,
     );
   }

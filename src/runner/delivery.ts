@@ -2,15 +2,22 @@
  * Delivery: the I/O around the {@linkcode Inbox}. It polls the relay for unread messages (at
  * start, after every bus reconnect, every 5 s while the bus is down, and until a poll succeeds),
  * hands batches to the provider when it is ready, mirrors each prompt once, answers the turn's
- * messages with its responses, and marks each message read once: with its reply, or at the end
- * of its turn.
+ * messages with its responses, and marks each message read once: with its reply, or with its
+ * failure reply when its turn failed for good (after `turnRetries` retries with backoff, or at
+ * once after an operator's interrupt).
  *
  * @module
  */
 import type { ProviderAdapter } from "../adapters/mod.ts";
 import { getLogger } from "../logger.ts";
 import type { Message, ReplyObligation } from "../types.ts";
-import { type Clock, errorText, type TimerId } from "../util/mod.ts";
+import {
+  backoffDelay,
+  type BackoffOptions,
+  type Clock,
+  errorText,
+  type TimerId,
+} from "../util/mod.ts";
 import type { EventQueue } from "./event_queue.ts";
 import type { Inbox } from "./inbox.ts";
 import type { ReplyObligationCache } from "./reply_obligations.ts";
@@ -19,8 +26,13 @@ const log = getLogger("runner");
 
 /** The page size of an unread poll. */
 export const POLL_LIMIT = 100;
+/** The most pages one poll reads (10,000 messages); the rest wait for the next poll. */
+export const MAX_PAGES = 100;
 /** How long after a failed poll, or a full page of nothing new, the next one runs. */
 export const POLL_RETRY_MS = 5_000;
+
+/** The delay before a failed turn's messages are tried again: 1 s doubling, at most 30 s. */
+export const TURN_RETRY_BACKOFF: BackoffOptions = { baseMs: 1_000, maxMs: 30_000 };
 
 /** What delivery needs from the runner. */
 export interface DeliveryDeps {
@@ -28,8 +40,8 @@ export interface DeliveryDeps {
   events: EventQueue;
   clock: Clock;
   obligations: Pick<ReplyObligationCache, "annotate" | "markDirty" | "markAnswered">;
-  /** One page of unread messages from the relay. */
-  poll(options: { limit: number; signal: AbortSignal }): Promise<Message[]>;
+  /** One page of unread messages from the relay, oldest first (`after`: ids above it only). */
+  poll(options: { limit: number; after?: number; signal: AbortSignal }): Promise<Message[]>;
   /** The provider, when one runs and can take a turn now. */
   readyAdapter(): ProviderAdapter | undefined;
   /** Whether the runner is stopping: nothing new starts. */
@@ -40,6 +52,8 @@ export interface DeliveryDeps {
   onPollSuccess(): void;
   /** Messages were handed over. */
   onDelivered(count: number): void;
+  /** The delay before a failed turn is tried again; default {@linkcode TURN_RETRY_BACKOFF}. */
+  retryBackoff?: BackoffOptions;
 }
 
 /** Polls, hands over and answers; see the module doc. */
@@ -51,6 +65,11 @@ export class Delivery {
   #pollAbort: AbortController | undefined;
   #pollRunning: Promise<void> | undefined;
   #lastDeliveryAt: number | undefined;
+  /** No hand-over before this time (a failed turn backs off before its retry). */
+  #holdUntil = 0;
+  #retries = 0;
+  /** An operator interrupted the current turn: it fails for good, without a retry. */
+  #interrupted = false;
 
   constructor(deps: DeliveryDeps) {
     this.#d = deps;
@@ -66,6 +85,7 @@ export class Delivery {
   /** A message pushed on the bus (or polled). */
   receive(message: Message): void {
     if (!this.#d.inbox.receive(message)) return;
+    this.#d.events.receipt(message.id, "received");
     this.#d.obligations.annotate({ id: message.id, body: message.body, from: message.from });
     this.#d.obligations.markDirty();
     this.drainSoon(0);
@@ -100,29 +120,59 @@ export class Delivery {
   async #poll(): Promise<void> {
     const abort = new AbortController();
     this.#pollAbort = abort;
+    let caughtUp = false;
     try {
-      const page = await this.#d.poll({ limit: POLL_LIMIT, signal: abort.signal });
-      if (this.#d.stopping()) return;
-      this.#d.onPollSuccess();
-      const outcome = this.#d.inbox.acceptPage(page, { limit: POLL_LIMIT });
-      // Never delivered: marked read so they cannot fill every page of the inbox.
-      for (const id of outcome.notChat) this.markRead(id, this.#d.clock.now());
-      for (const m of outcome.fresh) {
-        this.#d.obligations.annotate({ id: m.id, body: m.body, from: m.from });
-      }
-      if (outcome.fresh.length > 0) this.#d.obligations.markDirty();
-      // A full page may hide more: poll again once this lot is answered, or soon if nothing on
-      // the page was new.
-      if (page.length >= POLL_LIMIT && outcome.fresh.length === 0) this.pollSoon(POLL_RETRY_MS);
-      log.info(`inbox poll: ${page.length} unread message(s), ${outcome.fresh.length} new`);
+      caughtUp = await this.#readPages(abort.signal);
     } catch (error) {
       if (this.#d.stopping()) return;
       log.warn(`inbox poll failed (${errorText(error)}); retrying in 5 s`);
       this.pollSoon(POLL_RETRY_MS);
     } finally {
       this.#pollAbort = undefined;
-      if (this.#d.inbox.endPoll()) this.pollSoon(0);
+      if (this.#d.inbox.endPoll({ caughtUp })) this.pollSoon(0);
       this.drainSoon(0);
+    }
+  }
+
+  /**
+   * Reads unread pages, each after the last id of the one before, until a page is short. A relay
+   * that ignores `after` (the same page again) ends the paging: the rest is polled for once this
+   * lot is answered. Returns true once the pages were read.
+   */
+  async #readPages(signal: AbortSignal): Promise<boolean> {
+    let after: number | undefined;
+    let total = 0;
+    let fresh = 0;
+    for (let pages = 1;; pages++) {
+      const page = await this.#d.poll({
+        limit: POLL_LIMIT,
+        ...(after !== undefined ? { after } : {}),
+        signal,
+      });
+      if (this.#d.stopping()) return false;
+      if (pages === 1) this.#d.onPollSuccess();
+      const outcome = this.#d.inbox.acceptPage(page, { limit: POLL_LIMIT });
+      // Never delivered: marked read so they cannot fill every page of the inbox.
+      for (const id of outcome.notChat) this.markRead(id, this.#d.clock.now());
+      for (const m of outcome.fresh) {
+        this.#d.events.receipt(m.id, "received");
+        this.#d.obligations.annotate({ id: m.id, body: m.body, from: m.from });
+      }
+      if (outcome.fresh.length > 0) this.#d.obligations.markDirty();
+      total += page.length;
+      fresh += outcome.fresh.length;
+      const last = Math.max(0, ...page.map((m) => m.id));
+      const more = page.length >= POLL_LIMIT && (after === undefined || last > after) &&
+        pages < MAX_PAGES;
+      if (!more) {
+        // A full page of nothing new from a relay that cannot page: try again soon.
+        if (page.length >= POLL_LIMIT && outcome.fresh.length === 0) {
+          this.pollSoon(POLL_RETRY_MS);
+        }
+        log.info(`inbox poll: ${total} unread message(s) in ${pages} page(s), ${fresh} new`);
+        return true;
+      }
+      after = last;
     }
   }
 
@@ -138,9 +188,12 @@ export class Delivery {
   async #drain(): Promise<void> {
     const adapter = this.#d.readyAdapter();
     if (this.#d.stopping() || !adapter) return;
+    const wait = this.#holdUntil - this.#d.clock.now();
+    if (wait > 0) return this.drainSoon(wait);
     const opened = this.#d.inbox.beginHandOver();
     if (!opened) return;
     const { batch, announce } = opened;
+    this.#interrupted = false;
     this.#d.onHandingChange();
     // Announced before the hand-over, so they come before anything the turn produces; once per
     // message, so a retried hand-over is not echoed or claimed twice.
@@ -163,6 +216,9 @@ export class Delivery {
       return;
     }
     this.#lastDeliveryAt = this.#d.clock.now();
+    for (const message of batch) {
+      this.#d.events.receipt(message.id, "handed", { at: this.#lastDeliveryAt });
+    }
     this.#d.onDelivered(batch.length);
     log.info(`delivered message(s) ${batch.map((m) => `#${m.id}`).join(", ")}`);
     this.#d.onHandingChange();
@@ -181,6 +237,7 @@ export class Delivery {
     }
     for (const message of answered) {
       this.#d.events.reply(message, text, at);
+      this.#d.events.receipt(message.id, "answered", { at });
       // Read together with its answer, not at the end of the turn: a kill later in the turn
       // must not make an answered message look unanswered.
       this.markRead(message.id, at);
@@ -189,10 +246,18 @@ export class Delivery {
     this.#d.obligations.markDirty();
   }
 
-  /** The turn ended: its tasks are settled and its messages marked read. */
-  endTurn(ok: boolean): void {
+  /**
+   * The turn ended. A good one settles its tasks and marks its messages read (a message it did
+   * not answer too); a failed one is retried or fails for good, see {@linkcode Delivery.failTurn}.
+   */
+  endTurn(ok: boolean, error?: string): void {
+    if (!ok) {
+      this.failTurn(error ?? "the turn failed", { cause: "turn" });
+      return;
+    }
+    this.#retries = 0;
     for (const message of this.#d.inbox.endTurn()) {
-      this.#d.events.task(message, ok ? "done" : "failed");
+      this.#d.events.task(message, "done");
       // Read once the turn is over: a runner stopped mid-turn leaves the message unread, so the
       // next start delivers it again.
       if (!this.#d.stopping()) this.markRead(message.id, this.#d.clock.now());
@@ -201,21 +266,71 @@ export class Delivery {
     this.drainSoon(0);
   }
 
-  /** The provider died or is restarted mid-turn: the turn's messages are delivered again. */
-  failTurn(reason: string): void {
-    const count = this.#d.inbox.failTurn();
-    if (count > 0) {
-      log.warn(`turn interrupted (${reason}): ${count} message(s) will be delivered again`);
+  /** The operator interrupted the turn: when it ends, it fails for good. */
+  interrupt(): void {
+    if (this.#d.inbox.turn.phase !== "idle") this.#interrupted = true;
+  }
+
+  /**
+   * The turn failed: a failed turn (`turn`), the provider died (`crash`), or the runner restarted
+   * it (`restart`, which costs no try). Each unanswered message is tried again after a backoff
+   * while it has tries left, else it is answered with a failure reply. An interrupted turn fails
+   * for good at once. A runner that is stopping leaves them unread for the next start.
+   */
+  failTurn(reason: string, options: { cause: "turn" | "crash" | "restart" }): void {
+    if (this.#d.stopping()) {
+      this.#d.inbox.failTurn({ retry: true, free: true });
+      return;
     }
+    const interrupted = this.#interrupted;
+    this.#interrupted = false;
+    const why = interrupted ? "the turn was interrupted by an operator" : reason;
+    const { retry, failed } = this.#d.inbox.failTurn({
+      retry: !interrupted,
+      free: options.cause === "restart",
+    });
+    if (retry.length > 0) {
+      this.#retries++;
+      const delay = options.cause === "restart"
+        ? 0
+        : backoffDelay(this.#retries, this.#d.retryBackoff ?? TURN_RETRY_BACKOFF);
+      this.#holdUntil = this.#d.clock.now() + delay;
+      log.warn(
+        `turn failed (${why}): ${retry.length} message(s) will be delivered again in ${delay} ms`,
+      );
+    }
+    const at = this.#d.clock.now();
+    for (const message of failed) {
+      log.warn(`message #${message.id} failed for good: ${why}`);
+      this.#d.events.failureReply(message, why, at);
+      this.#d.events.receipt(message.id, "failed", { at, detail: why });
+      this.#d.events.task(message, "failed");
+      this.markRead(message.id, at);
+    }
+    if (failed.length > 0) {
+      this.#retries = 0;
+      this.#d.obligations.markAnswered(failed.map((m) => m.id));
+      this.#d.obligations.markDirty();
+    }
+    this.drainSoon(0);
   }
 
   /**
    * A blocked Stop: what the agent said so far answers the messages it was given, and the turn
-   * goes on to answer the owed ones, which count as delivered now.
+   * goes on to answer the owed messages the block quoted in full, which count as delivered now
+   * (and are mirrored as prompts, once). An owed message whose text the runner lacks is left for
+   * normal delivery: a poll fetches it.
    */
-  foldStop(said: string | undefined, owed: readonly ReplyObligation[]): void {
-    if (said && said.trim() !== "") this.respond(said, this.#d.clock.now());
-    this.#d.inbox.foldIntoTurn(owed);
+  foldStop(
+    said: string | undefined,
+    owed: { quoted: readonly ReplyObligation[]; all: number },
+  ): void {
+    const now = this.#d.clock.now();
+    if (said && said.trim() !== "") this.respond(said, now);
+    const { folded, announce } = this.#d.inbox.foldIntoTurn(owed.quoted);
+    for (const message of announce) this.#d.events.prompt(message, now);
+    for (const message of folded) this.#d.events.receipt(message.id, "handed", { at: now });
+    if (folded.length < owed.all) this.pollSoon(0);
   }
 
   /** Queues the mark-read of a message, once. */

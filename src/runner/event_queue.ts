@@ -7,9 +7,18 @@
  */
 import { getLogger } from "../logger.ts";
 import type { Outbox } from "../outbox/mod.ts";
+import type { ReceiptState } from "../relay/mod.ts";
 import type { Message, TaskStatus } from "../types.ts";
 import { errorText } from "../util/mod.ts";
-import { markRead, mirrorEntry, type Outgoing, replyTo, taskStatus } from "./outgoing.ts";
+import {
+  failureReply,
+  markRead,
+  mirrorEntry,
+  type Outgoing,
+  receipt,
+  replyTo,
+  taskStatus,
+} from "./outgoing.ts";
 
 const log = getLogger("runner");
 
@@ -82,6 +91,20 @@ export class EventQueue {
   /** The agent's answer to `message`. */
   reply(message: Message, body: string, at: number): void {
     this.queue(replyTo(message, body, this.#o), at);
+  }
+
+  /** The failure reply to `message`: its turn failed for good, for the reason `error`. */
+  failureReply(message: Message, error: string, at: number): void {
+    this.queue(failureReply(message, error, this.#o), at);
+  }
+
+  /** A receipt: `message` reached `state` here. */
+  receipt(
+    messageId: number,
+    state: ReceiptState,
+    options: { at?: number; detail?: string } = {},
+  ): void {
+    this.queue(receipt(messageId, state, options.detail), options.at);
   }
 
   /** Marks `messageId` read on the relay. */

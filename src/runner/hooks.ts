@@ -6,7 +6,13 @@
  *
  * @module
  */
-import type { HookContext, HookEvent, HookPayload } from "../control/mod.ts";
+import {
+  type HookContext,
+  type HookEvent,
+  type HookPayload,
+  MAX_QUOTED_CHARS,
+  MAX_QUOTED_MESSAGES,
+} from "../control/mod.ts";
 import type { Delivery } from "./delivery.ts";
 import type { EventQueue } from "./event_queue.ts";
 import type { ReplyObligation } from "../types.ts";
@@ -40,7 +46,10 @@ export function applyHook(
     case "stop":
       if (context.stop?.blocked) {
         const owed: ReplyObligation[] = context.stop.outstanding;
-        targets.delivery.foldStop(text(payload, "last_assistant_message"), owed);
+        targets.delivery.foldStop(text(payload, "last_assistant_message"), {
+          quoted: quotedInFull(owed),
+          all: owed.length,
+        });
       }
       return;
     case "pre-compact":
@@ -54,4 +63,11 @@ export function applyHook(
     default:
       return;
   }
+}
+
+/** The owed messages a Stop block quoted whole: only those can the agent answer from it. */
+export function quotedInFull(owed: readonly ReplyObligation[]): ReplyObligation[] {
+  return owed.slice(0, MAX_QUOTED_MESSAGES).filter((o) =>
+    o.body !== undefined && o.body.length <= MAX_QUOTED_CHARS
+  );
 }

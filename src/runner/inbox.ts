@@ -9,11 +9,13 @@
  *
  * - Messages wait in relay order (ids grow with time), deduplicated by id, whether pushed or
  *   polled; only `chat` messages to this agent are kept.
- * - Nothing is handed over while a poll runs, or while a turn is open: a poll may return an older
- *   message, which must not be overtaken.
+ * - Nothing is handed over while a poll runs, while a turn is open, or while the inbox is behind
+ *   (at start and after a bus reconnect, until a catch-up poll has succeeded): a poll may return an
+ *   older message, which must not be overtaken by one pushed meanwhile.
  * - A hand-over voided by a crash or restart (the turn's epoch moved on) leaves its messages
  *   waiting; a crashed turn's unanswered messages go back to the front of the queue.
- * - A message is answered at most once.
+ * - A turn that fails is retried up to `turnRetries` times, then fails for good: every message
+ *   ends answered or failed, exactly once.
  *
  * @module
  */
@@ -36,6 +38,20 @@ export type TurnState =
 
 /** The unread poll: none, or one under way (`again`: another was asked for meanwhile). */
 export type PollState = { phase: "idle" } | { phase: "running"; again: boolean };
+
+/**
+ * Whether the inbox has caught up with the relay: `behind` at start and after every bus
+ * reconnect (pushed messages are held), `caught-up` once a catch-up poll has succeeded.
+ */
+export type SyncState = "behind" | "caught-up";
+
+/** What a failed turn does to its unanswered messages. */
+export interface TurnFailure {
+  /** Back at the front of the queue, for another try. */
+  retry: Message[];
+  /** Failed for good: owed a failure reply. */
+  failed: Message[];
+}
 
 /** What a poll's page changed. */
 export interface PageOutcome {
@@ -67,9 +83,24 @@ export class Inbox {
   #epoch = 0;
   /** The last page came back full: more may wait on the relay. */
   #pageFull = false;
+  #sync: SyncState = "behind";
+  /** Failed tries per message id (bounded by the messages that wait or run). */
+  readonly #failures = new Map<number, number>();
+  readonly #turnRetries: number;
 
-  constructor(agentId: string) {
+  constructor(agentId: string, options: { turnRetries?: number } = {}) {
     this.#agentId = agentId;
+    this.#turnRetries = options.turnRetries ?? 1;
+  }
+
+  /** Whether the inbox has caught up with the relay. */
+  get sync(): SyncState {
+    return this.#sync;
+  }
+
+  /** The bus (re)connected: hold pushed messages until a catch-up poll succeeds. */
+  fallBehind(): void {
+    this.#sync = "behind";
   }
 
   /** The turn's state. */
@@ -136,10 +167,14 @@ export class Inbox {
     return { fresh, notChat };
   }
 
-  /** The poll ended (with or without a page). Returns true when another was asked for meanwhile. */
-  endPoll(): boolean {
+  /**
+   * The poll ended: `caughtUp` when it read every page. Returns true when another was asked for
+   * meanwhile.
+   */
+  endPoll(options: { caughtUp: boolean }): boolean {
     const again = this.#poll.phase === "running" && this.#poll.again;
     this.#poll = { phase: "idle" };
+    if (options.caughtUp) this.#sync = "caught-up";
     return again;
   }
 
@@ -150,9 +185,10 @@ export class Inbox {
    * waiting). Returns the batch and the messages of it not yet announced (announced now).
    */
   beginHandOver(): { batch: Message[]; announce: Message[] } | undefined {
-    if (this.#poll.phase === "running" || this.#turn.phase !== "idle" || this.#pending.size === 0) {
-      return undefined;
-    }
+    if (
+      this.#poll.phase === "running" || this.#sync === "behind" || this.#turn.phase !== "idle" ||
+      this.#pending.size === 0
+    ) return undefined;
     const batch = [...this.#pending.values()].slice(0, MAX_BATCH);
     this.#turn = { phase: "handing", batch, epoch: this.#epoch, turn: [...batch] };
     return { batch, announce: batch.filter((m) => this.#announced.add(m.id)) };
@@ -202,55 +238,72 @@ export class Inbox {
     return this.#replied.has(id);
   }
 
-  /** The turn ended: its messages, now done with. */
+  /** The turn ended well: its messages, now done with. */
   endTurn(): Message[] {
     const t = this.#turn;
     if (t.phase === "idle") return [];
     const done = t.turn;
+    for (const message of done) this.#failures.delete(message.id);
     this.#turn = t.phase === "handing" ? { ...t, turn: [] } : { phase: "idle" };
     return done;
   }
 
   /**
-   * The provider died or is restarted mid-turn: the turn's unanswered messages go back to the
-   * front of the queue, and a hand-over under way is void. Returns how many were requeued.
+   * The turn failed (a failed turn, the provider died, a restart, an interrupt): a hand-over
+   * under way is void, and each unanswered message goes back to the front of the queue while it
+   * has tries left (`retry: false`: none left, as after an operator's interrupt), else fails for
+   * good. A restart the runner asked for costs no try (`free`).
    */
-  failTurn(): number {
+  failTurn(options: { retry: boolean; free?: boolean }): TurnFailure {
     this.#epoch++;
     const t = this.#turn;
-    if (t.phase === "idle") return 0;
-    const again = t.turn.filter((m) => !this.#replied.has(m.id));
-    for (const message of again) {
-      this.#delivered.delete(message.id);
-      this.#pending.set(message.id, message);
+    const outcome: TurnFailure = { retry: [], failed: [] };
+    if (t.phase === "idle") return outcome;
+    for (const message of t.turn.filter((m) => !this.#replied.has(m.id))) {
+      const failures = (this.#failures.get(message.id) ?? 0) + (options.free ? 0 : 1);
+      if (options.retry && failures <= this.#turnRetries) {
+        this.#failures.set(message.id, failures);
+        this.#delivered.delete(message.id);
+        this.#pending.set(message.id, message);
+        outcome.retry.push(message);
+      } else {
+        this.#failures.delete(message.id);
+        this.#pending.delete(message.id);
+        this.#delivered.add(message.id);
+        this.#replied.add(message.id);
+        outcome.failed.push(message);
+      }
     }
     this.#sortPending();
     this.#turn = t.phase === "handing" ? { ...t, turn: [] } : { phase: "idle" };
-    return again.length;
+    return outcome;
   }
 
   /**
-   * A blocked Stop: the owed messages join the turn (as delivered), so its answer reaches them.
-   * The text of each comes from the queue, or from the obligation when the queue lacks it.
+   * A blocked Stop: the owed messages the block quoted in full join the turn (as delivered), so
+   * its answer reaches them. The rest are left for normal delivery. Returns the folded messages
+   * and which of them still need their prompt mirrored.
    */
-  foldIntoTurn(owed: readonly ReplyObligation[]): Message[] {
+  foldIntoTurn(quoted: readonly ReplyObligation[]): { folded: Message[]; announce: Message[] } {
     const turn = [...this.turnMessages];
     const folded: Message[] = [];
-    for (const o of owed) {
-      if (turn.some((m) => m.id === o.messageId)) continue;
+    const announce: Message[] = [];
+    for (const o of quoted) {
+      if (o.body === undefined || turn.some((m) => m.id === o.messageId)) continue;
+      if (this.#replied.has(o.messageId)) continue;
       const message: Message = this.#pending.get(o.messageId) ?? {
         id: o.messageId,
         from: o.from,
         to: this.#agentId,
         kind: "chat",
-        body: o.body ?? "",
+        body: o.body,
         createdAt: String(o.createdAt),
       };
       turn.push(message);
       folded.push(message);
       this.#pending.delete(message.id);
       this.#delivered.add(message.id);
-      this.#announced.add(message.id);
+      if (this.#announced.add(message.id)) announce.push(message);
     }
     const t = this.#turn;
     this.#turn = t.phase === "handing"
@@ -258,7 +311,7 @@ export class Inbox {
       : turn.length > 0
       ? { phase: "open", turn }
       : { phase: "idle" };
-    return folded;
+    return { folded, announce };
   }
 
   // --- Bookkeeping ------------------------------------------------------------------------

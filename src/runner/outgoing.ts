@@ -10,6 +10,7 @@
  * @module
  */
 import type { OutboxRecord } from "../outbox/mod.ts";
+import type { ReceiptState } from "../relay/mod.ts";
 import type { InsightInput, SendMessageInput, TaskStatus } from "../types.ts";
 
 /** A message to the relay: a reply (`chat` with `replyTo`) or a mirror entry (`session`). */
@@ -36,8 +37,19 @@ export interface OutgoingTaskStatus {
   payload: { taskId: string; status: TaskStatus; messageId: number };
 }
 
+/** A message's progress through this agent: received, handed over, answered or failed. */
+export interface OutgoingReceipt {
+  kind: "receipt";
+  payload: { messageId: number; state: ReceiptState; detail?: string };
+}
+
 /** One event the runner queues for the relay. */
-export type Outgoing = OutgoingMessage | OutgoingInsight | OutgoingMarkRead | OutgoingTaskStatus;
+export type Outgoing =
+  | OutgoingMessage
+  | OutgoingInsight
+  | OutgoingMarkRead
+  | OutgoingTaskStatus
+  | OutgoingReceipt;
 
 /** The record kinds, for the outbox. */
 export type OutgoingKind = Outgoing["kind"];
@@ -50,6 +62,7 @@ const isId = (value: unknown): value is number =>
   typeof value === "number" && Number.isSafeInteger(value) && value > 0;
 const isText = (value: unknown): value is string => typeof value === "string";
 const TASK_STATUSES: readonly string[] = ["in_progress", "done", "failed"];
+const RECEIPT_STATES: readonly string[] = ["received", "handed", "answered", "failed"];
 
 function readMessage(p: Json): SendMessageInput | undefined {
   if (!isText(p["from"]) || !isText(p["to"]) || !isText(p["kind"]) || !isText(p["body"])) {
@@ -106,6 +119,19 @@ export function readOutgoing(record: Pick<OutboxRecord, "kind" | "payload">): Ou
       }
       return { kind: "task-status", payload: { taskId, status: status as TaskStatus, messageId } };
     }
+    case "receipt": {
+      const { messageId, state, detail } = p;
+      if (!isId(messageId) || !isText(state) || !RECEIPT_STATES.includes(state)) return undefined;
+      if (detail !== undefined && !isText(detail)) return undefined;
+      return {
+        kind: "receipt",
+        payload: {
+          messageId,
+          state: state as ReceiptState,
+          ...(detail !== undefined ? { detail } : {}),
+        },
+      };
+    }
     default:
       return undefined;
   }
@@ -152,6 +178,45 @@ export function replyTo(
       replyTo: message.id,
       payload: { session: { type: "response", provider: options.provider } },
     },
+  };
+}
+
+/**
+ * The answer to a message whose turn failed for good: a `chat` reply whose payload says
+ * `{status: "failed", error}`, and whose body a person can read.
+ */
+export function failureReply(
+  message: { id: number; from: string },
+  error: string,
+  options: { agentId: string; provider: string },
+): OutgoingMessage {
+  const sentence = oneSentence(error);
+  return {
+    kind: "message",
+    payload: {
+      from: options.agentId,
+      to: message.from,
+      kind: "chat",
+      body: `${options.agentId} could not answer message ${message.id}: ${sentence}`,
+      replyTo: message.id,
+      payload: { status: "failed", error: sentence },
+    },
+  };
+}
+
+/** One line, at most 300 characters, ending in a full stop. */
+function oneSentence(text: string): string {
+  const flat = text.replace(/\s+/g, " ").trim() || "the turn failed";
+  const clipped = flat.length > 300 ? `${flat.slice(0, 297)}...` : flat;
+  const first = clipped[0]!.toUpperCase() + clipped.slice(1);
+  return /[.!?]$/.test(first) ? first : `${first}.`;
+}
+
+/** A receipt: `messageId` reached `state` in this agent. */
+export function receipt(messageId: number, state: ReceiptState, detail?: string): OutgoingReceipt {
+  return {
+    kind: "receipt",
+    payload: { messageId, state, ...(detail !== undefined ? { detail } : {}) },
   };
 }
 

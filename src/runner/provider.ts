@@ -23,6 +23,9 @@ import type { RestartDecision, RestartPolicy } from "./restart_policy.ts";
 
 const log = getLogger("runner");
 
+/** An exit this soon after an interrupt is the interrupt's doing. */
+export const INTERRUPT_EXIT_MS = 5_000;
+
 /** How the provider ended. */
 export interface ExitInfo {
   code: number | null;
@@ -62,6 +65,8 @@ export class ProviderSupervisor {
   #startedAt = 0;
   #generation = 0;
   #restarts = 0;
+  /** When the runner last interrupted the provider: an exit soon after is its doing. */
+  #interruptedAt: number | undefined;
   #restartTimer: TimerId | undefined;
   /** Starts, stops and restarts run one at a time, in this chain. */
   #chain: Promise<void> = Promise.resolve();
@@ -112,6 +117,16 @@ export class ProviderSupervisor {
     }).catch(() => {});
   }
 
+  /**
+   * Interrupts the provider's turn (the bus `interrupt` command). If the provider exits because
+   * of it, it is started again at once and the exit does not count towards giving up.
+   */
+  async interrupt(): Promise<void> {
+    if (!this.#adapter || !this.#running) return;
+    this.#interruptedAt = this.#d.clock.now();
+    await this.#adapter.interrupt();
+  }
+
   /** For an immediate exit: kills the provider now, without waiting for anything. */
   kill(): void {
     try {
@@ -156,6 +171,7 @@ export class ProviderSupervisor {
     };
     const adapter = factory(context, events);
     this.#adapter = adapter;
+    this.#interruptedAt = undefined;
     this.#startedAt = this.#d.clock.now();
     this.#running = true;
     try {
@@ -185,7 +201,12 @@ export class ProviderSupervisor {
     if (info.expected || this.#d.stopping()) return;
     const now = this.#d.clock.now();
     const runtimeMs = now - this.#startedAt;
-    const decision = this.#d.restart.onExit(now, runtimeMs);
+    // An exit the runner caused (an interrupt) is restarted at once and never counts.
+    const caused = this.#interruptedAt !== undefined &&
+      now - this.#interruptedAt < INTERRUPT_EXIT_MS;
+    const decision: RestartDecision = caused
+      ? { action: "restart", delayMs: 0, recentExits: 0 }
+      : this.#d.restart.onExit(now, runtimeMs);
     this.#d.crashed(info, runtimeMs, decision);
     if (decision.action === "give-up") return;
     this.#d.clock.clearTimeout(this.#restartTimer);

@@ -2,7 +2,8 @@
  * The outbox's transport: each stored record, read back as its {@linkcode Outgoing} event, goes
  * to the relay through the one call that sends it, in order.
  *
- * A 409 means "delivered, refused on purpose" and counts as delivered. A transient failure stops
+ * A 409 means "delivered, refused on purpose" and counts as delivered; so does a 404 or 405 to a
+ * receipt (a relay that has no receipts endpoint). A transient failure stops
  * the batch there (nothing after it goes first); a permanent one poisons that record only.
  *
  * @module
@@ -15,7 +16,7 @@ import { type Outgoing, readOutgoing } from "./outgoing.ts";
 /** The relay calls the transport makes. */
 export type RelayCalls = Pick<
   RelayHttpClient,
-  "sendMessage" | "recordInsight" | "markRead" | "setTaskStatus"
+  "sendMessage" | "recordInsight" | "markRead" | "setTaskStatus" | "sendReceipt"
 >;
 
 /** Sends one event; throws what the relay client throws. */
@@ -43,6 +44,20 @@ export async function sendOutgoing(
         agentId,
         metadata: { messageId: event.payload.messageId, completedBy: "runner" },
       }, { signal });
+      return;
+    case "receipt":
+      try {
+        await relay.sendReceipt(event.payload.messageId, {
+          agentId,
+          state: event.payload.state,
+          at: record.occurredAt,
+          ...(event.payload.detail !== undefined ? { detail: event.payload.detail } : {}),
+        }, { signal });
+      } catch (error) {
+        // A relay without receipts: nothing to tell it, and nothing wrong with the event.
+        if (error instanceof RelayError && (error.status === 404 || error.status === 405)) return;
+        throw error;
+      }
       return;
     case undefined:
       throw new RelayError(

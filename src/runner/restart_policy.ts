@@ -1,12 +1,14 @@
 /**
  * When an unexpected provider exit is restarted, and when the runner gives up (docs/runner.md).
  *
- * The delay grows with the exits in the window: 500 ms per recent exit, at most 10 s. When more
+ * The delay grows with the exits in the window, through the shared backoff step
+ * (src/util/backoff.ts): 500 ms, doubling with each recent exit, at most 10 s. When more
  * than `maxRapidExits` exits fall in the window and the latest ran for less than `rapidMs`, the
  * provider is crash-looping: give up (status error, a timeline event, exit 1).
  *
  * @module
  */
+import { backoffStep } from "../util/mod.ts";
 
 /** Options of {@linkcode RestartPolicy}. */
 export interface RestartPolicyOptions {
@@ -16,7 +18,7 @@ export interface RestartPolicyOptions {
   rapidMs?: number;
   /** Give up when more rapid exits than this fall in the window. Default 5. */
   maxRapidExits?: number;
-  /** Delay per recent exit. Default 500 ms. */
+  /** The first delay, doubled per recent exit. Default 500 ms. */
   stepMs?: number;
   /** Longest delay. Default 10 s. */
   maxDelayMs?: number;
@@ -56,10 +58,10 @@ export class RestartPolicy {
         } s, each after a short run`,
       };
     }
-    const delayMs = Math.min(
-      this.#o.maxDelayMs,
-      Math.max(this.#o.stepMs, this.#o.stepMs * recentExits),
-    );
+    const delayMs = backoffStep(recentExits, {
+      baseMs: this.#o.stepMs,
+      maxMs: Math.max(this.#o.stepMs, this.#o.maxDelayMs),
+    });
     return { action: "restart", delayMs, recentExits };
   }
 }

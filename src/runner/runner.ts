@@ -137,7 +137,7 @@ export class Runner {
       this.#control?.publish({ type: "status", status, previous });
       if (status === "idle") this.#delivery.drainSoon(0);
     });
-    this.#inbox = new Inbox(config.agentId);
+    this.#inbox = new Inbox(config.agentId, { turnRetries: config.turnRetries });
     this.#events = new EventQueue({
       agentId: config.agentId,
       provider: config.provider,
@@ -150,7 +150,7 @@ export class Runner {
       events: this.#events,
       clock: this.#clock,
       obligations: this.#obligations,
-      poll: ({ limit, signal }) => this.#http.pollUnread(config.agentId, { limit, signal }),
+      poll: (options) => this.#http.pollUnread(config.agentId, options),
       readyAdapter: () => this.#readyAdapter(),
       stopping: () => this.#stopRequested,
       onHandingChange: () => this.#recomputeStatus(),
@@ -183,7 +183,9 @@ export class Runner {
       crashed: (info, runtimeMs, decision) => {
         this.#status.subagent(0);
         // The messages of an interrupted turn are delivered again after the restart.
-        this.#delivery.failTurn(`the provider exited with code ${info.code ?? info.signal}`);
+        this.#delivery.failTurn(`the provider exited with code ${info.code ?? info.signal}`, {
+          cause: "crash",
+        });
         this.#events.timeline("provider.restart_decision", {
           exitCode: info.code,
           signal: info.signal,
@@ -340,7 +342,9 @@ export class Runner {
       onReconnect: () => {
         this.#outbox?.wake();
         this.#obligations.markDirty();
-        // Messages that arrived while the bus was down were never pushed: poll for them.
+        // Messages that arrived while the bus was down were never pushed: poll for them, and
+        // hold what the new connection pushes until that poll has succeeded (relay order).
+        this.#inbox.fallBehind();
         this.#delivery.pollSoon(0);
       },
       onAuthError: () => this.#http.renewToken().catch(() => {}),
@@ -519,7 +523,7 @@ export class Runner {
       this.#counters.failedTurns++;
       this.#events.mirror("error", `The turn failed: ${error ?? "unknown error"}`, { at: now });
     }
-    this.#delivery.endTurn(ok);
+    this.#delivery.endTurn(ok, error);
   }
 
   // --- Bus commands -----------------------------------------------------------------------
@@ -527,13 +531,15 @@ export class Runner {
   async #onCommand(command: { type: string; [k: string]: unknown }): Promise<unknown> {
     switch (command.type) {
       case "interrupt":
-        await this.#provider.adapter?.interrupt();
+        // The turn fails for good (a failure reply), and an exit it causes is the runner's own.
+        this.#delivery.interrupt();
+        await this.#provider.interrupt();
         return { interrupted: true };
       case "restart":
         log.info("restart requested over the bus");
         await this.#provider.restart(() => {
           // The turn's messages go back in the queue first: the stop may end the turn.
-          this.#delivery.failTurn("restart requested");
+          this.#delivery.failTurn("the provider was restarted", { cause: "restart" });
           this.#status.provider("starting");
           this.#recomputeStatus();
         });

@@ -24,7 +24,10 @@ const settle = async () => {
   for (let i = 0; i < 10; i++) await Promise.resolve();
 };
 
-function setup(options: { pages?: Array<Message[] | Error> } = {}) {
+/** A poll answer: the page, or a failure. `after`, when the relay pages by it. */
+type PageSource = Array<Message[] | Error> | ((after: number | undefined) => Message[]);
+
+function setup(options: { pages?: PageSource; caughtUp?: boolean } = {}) {
   const clock = new FakeClock();
   const inbox = new Inbox(AGENT);
   const sent: Outgoing[] = [];
@@ -55,15 +58,19 @@ function setup(options: { pages?: Array<Message[] | Error> } = {}) {
       return Promise.resolve();
     },
   } as Pick<ProviderAdapter, "deliver"> as ProviderAdapter;
-  const pages = [...(options.pages ?? [])];
+  const source = options.pages ?? [];
+  const pages = typeof source === "function" ? [] : [...source];
+  const afters: Array<number | undefined> = [];
   let polls = 0;
   const delivery = new Delivery({
     inbox,
     events,
     clock,
     obligations: { annotate: () => {}, markDirty: () => {}, markAnswered: () => {} },
-    poll: () => {
+    poll: ({ after }) => {
       polls++;
+      afters.push(after);
+      if (typeof source === "function") return Promise.resolve(source(after));
       const page = pages.shift() ?? [];
       return page instanceof Error ? Promise.reject(page) : Promise.resolve(page);
     },
@@ -72,24 +79,46 @@ function setup(options: { pages?: Array<Message[] | Error> } = {}) {
     onHandingChange: () => {},
     onPollSuccess: () => {},
     onDelivered: () => {},
+    retryBackoff: { baseMs: 1_000, maxMs: 1_000 },
   });
+  const receipts = () =>
+    sent.flatMap((e) => e.kind === "receipt" ? [`${e.payload.messageId}:${e.payload.state}`] : []);
   const kinds = () =>
-    sent.map((e) =>
+    sent.filter((e) => e.kind !== "receipt").map((e) =>
       e.kind === "message"
         ? `${e.payload.kind}:${e.payload.replyTo ?? e.payload.body}`
         : e.kind === "mark-read"
         ? `read:${e.payload.messageId}`
         : e.kind
     );
-  return {
+  const t = {
     clock,
     inbox,
     delivery,
     handed,
     kinds,
+    receipts,
+    sent: () => sent.filter((e) => e.kind !== "receipt"),
+    afters,
     polls: () => polls,
     failNext: () => (failNext = true),
+    /** Runs every timer due within `ms`, letting promises settle between. */
+    run: async (ms = 0) => {
+      for (let i = 0; i < 5; i++) {
+        t.clock.tick(i === 0 ? ms : 0);
+        await settle();
+      }
+    },
   };
+  return t;
+}
+
+/** A delivery whose first catch-up poll found nothing. */
+async function ready() {
+  const t = setup();
+  t.delivery.pollSoon(0);
+  await t.run();
+  return t;
 }
 
 Deno.test("delivery: a message pushed during the first poll waits for the poll's older messages", async () => {
@@ -109,17 +138,18 @@ Deno.test("delivery: a message pushed during the first poll waits for the poll's
 });
 
 Deno.test("delivery: a response answers the turn and marks each message read with its reply", async () => {
-  const t = setup();
+  const t = await ready();
   t.delivery.receive(msg(1));
   t.clock.tick(0);
   await settle();
   t.delivery.respond("hi", t.clock.now());
   t.delivery.endTurn(true);
   assert.deepEqual(t.kinds(), ["session:m1", "chat:1", "read:1"]);
+  assert.deepEqual(t.receipts(), ["1:received", "1:handed", "1:answered"]);
 });
 
 Deno.test("delivery: a failed hand-over is retried, without a second prompt echo", async () => {
-  const t = setup();
+  const t = await ready();
   t.failNext();
   t.delivery.receive(msg(1));
   t.clock.tick(0);
@@ -132,11 +162,12 @@ Deno.test("delivery: a failed hand-over is retried, without a second prompt echo
 });
 
 Deno.test("delivery: a turn failed by a crash is handed over again after the restart", async () => {
-  const t = setup();
+  const t = await ready();
   t.delivery.receive(msg(1));
   t.clock.tick(0);
   await settle();
-  t.delivery.failTurn("the provider exited with code 1");
+  t.delivery.failTurn("the provider exited with code 1", { cause: "crash" });
+  t.clock.tick(1_000); // The retry's backoff.
   t.delivery.drainSoon(0);
   t.clock.tick(0);
   await settle();
@@ -186,4 +217,80 @@ Deno.test("delivery: non-chat messages on a polled page are marked read, never h
   await settle();
   assert.deepEqual(t.handed, [[2]]);
   assert.deepEqual(t.kinds(), ["read:1", "session:m2"]);
+});
+
+Deno.test("delivery: a turn that fails twice ends in one failure reply, marked read and answered", async () => {
+  const t = await ready();
+  t.delivery.receive(msg(1));
+  await t.run();
+  t.delivery.endTurn(false, "the model API answered 500");
+  await t.run(1_000);
+  assert.deepEqual(t.handed, [[1], [1]], "retried once");
+  t.delivery.endTurn(false, "the model API answered 500");
+  await t.run(5_000);
+  assert.deepEqual(t.handed, [[1], [1]], "not a third time");
+  assert.deepEqual(t.kinds(), ["session:m1", "chat:1", "read:1"]);
+  assert.deepEqual(t.receipts(), ["1:received", "1:handed", "1:handed", "1:failed"]);
+  const reply = t.sent()[1]!;
+  assert.equal(reply.kind, "message");
+  if (reply.kind === "message") {
+    assert.deepEqual(reply.payload.payload, {
+      status: "failed",
+      error: "The model API answered 500.",
+    });
+    assert.match(reply.payload.body, /could not answer message 1: The model API answered 500/);
+  }
+});
+
+Deno.test("delivery: an operator's interrupt fails the turn for good, without a retry", async () => {
+  const t = await ready();
+  t.delivery.receive(msg(1));
+  await t.run();
+  t.delivery.interrupt();
+  t.delivery.failTurn("the provider exited with code 130", { cause: "crash" });
+  await t.run(5_000);
+  assert.deepEqual(t.handed, [[1]]);
+  assert.deepEqual(t.kinds(), ["session:m1", "chat:1", "read:1"]);
+  const reply = t.sent()[1]!;
+  if (reply.kind === "message") {
+    assert.deepEqual(reply.payload.payload, {
+      status: "failed",
+      error: "The turn was interrupted by an operator.",
+    });
+  }
+});
+
+Deno.test("delivery: the catch-up poll pages with after= until a short page", async () => {
+  const all = Array.from({ length: 250 }, (_, i) => msg(i + 1));
+  const t = setup({ pages: (after) => all.filter((m) => m.id > (after ?? 0)).slice(0, 100) });
+  t.delivery.pollSoon(0);
+  await t.run();
+  assert.deepEqual(t.afters, [undefined, 100, 200]);
+  assert.equal(t.inbox.sync, "caught-up");
+  assert.equal(t.handed.length, 1);
+  assert.deepEqual(t.handed[0], all.slice(0, 20).map((m) => m.id), "oldest first");
+});
+
+Deno.test("delivery: a relay that ignores after= does not make the poll loop", async () => {
+  const full = Array.from({ length: 100 }, (_, i) => msg(i + 1));
+  const t = setup({ pages: () => full });
+  t.delivery.pollSoon(0);
+  await t.run();
+  assert.deepEqual(t.afters, [undefined, 100], "the second page repeated the first: stop");
+  assert.equal(t.inbox.sync, "caught-up");
+});
+
+Deno.test("delivery: order holds through a reconnect whose catch-up poll fails once", async () => {
+  const t = setup({ pages: [[], new Error("relay 500"), [msg(3)]] });
+  t.delivery.pollSoon(0);
+  await t.run();
+  t.inbox.fallBehind(); // The bus reconnected...
+  t.delivery.pollSoon(0);
+  t.delivery.receive(msg(9)); // ...and pushed a new message on the new connection.
+  await t.run();
+  assert.equal(t.polls(), 2);
+  assert.deepEqual(t.handed, [], "held: the failed poll may have missed older messages");
+  await t.run(POLL_RETRY_MS);
+  assert.equal(t.polls(), 3);
+  assert.deepEqual(t.handed, [[3, 9]], "the older one first");
 });

@@ -24,14 +24,23 @@ function msg(id: number, extra: Partial<Message> = {}): Message {
 
 const ids = (messages: readonly Message[]) => messages.map((m) => m.id);
 
+/** An inbox whose first catch-up poll found nothing. */
+function caughtUp(options: { turnRetries?: number } = {}): Inbox {
+  const inbox = new Inbox(AGENT, options);
+  inbox.beginPoll();
+  inbox.acceptPage([], { limit: 100 });
+  inbox.endPoll({ caughtUp: true });
+  return inbox;
+}
+
 Deno.test("inbox: messages wait in relay id order, whatever order they arrive in", () => {
-  const inbox = new Inbox(AGENT);
+  const inbox = caughtUp();
   for (const id of [5, 2, 9, 3]) assert.equal(inbox.receive(msg(id)), true);
   assert.deepEqual(inbox.pendingIds, [2, 3, 5, 9]);
 });
 
 Deno.test("inbox: a message is queued once, and never again once delivered", () => {
-  const inbox = new Inbox(AGENT);
+  const inbox = caughtUp();
   assert.equal(inbox.receive(msg(1)), true);
   assert.equal(inbox.receive(msg(1)), false);
   inbox.beginHandOver();
@@ -41,31 +50,31 @@ Deno.test("inbox: a message is queued once, and never again once delivered", () 
 });
 
 Deno.test("inbox: only chat messages to this agent are queued", () => {
-  const inbox = new Inbox(AGENT);
+  const inbox = caughtUp();
   assert.equal(inbox.receive(msg(1, { kind: "session" })), false);
   assert.equal(inbox.receive(msg(2, { to: "someone-else" })), false);
   assert.equal(inbox.pendingCount, 0);
 });
 
 Deno.test("inbox: nothing is handed over while a poll runs; a second poll request runs after", () => {
-  const inbox = new Inbox(AGENT);
+  const inbox = caughtUp();
   assert.equal(inbox.beginPoll(), true);
   inbox.receive(msg(7)); // Pushed on the bus meanwhile.
   assert.equal(inbox.beginHandOver(), undefined, "the poll may return older messages");
   assert.equal(inbox.beginPoll(), false, "one poll at a time");
   const page = inbox.acceptPage([msg(3), msg(4)], { limit: 100 });
   assert.deepEqual(ids(page.fresh), [3, 4]);
-  assert.equal(inbox.endPoll(), true, "the second request runs next");
-  assert.equal(inbox.endPoll(), false);
+  assert.equal(inbox.endPoll({ caughtUp: true }), true, "the second request runs next");
+  assert.equal(inbox.endPoll({ caughtUp: true }), false);
   assert.deepEqual(ids(inbox.beginHandOver()!.batch), [3, 4, 7]);
 });
 
 Deno.test("inbox: a page's non-chat messages are reported for mark-read, and a full page asks for more", () => {
-  const inbox = new Inbox(AGENT);
+  const inbox = caughtUp();
   inbox.beginPoll();
   const page = [msg(1), msg(2, { kind: "session" }), msg(3)];
   const outcome = inbox.acceptPage(page, { limit: 3 });
-  inbox.endPoll();
+  inbox.endPoll({ caughtUp: true });
   assert.deepEqual(outcome.notChat, [2]);
   assert.deepEqual(ids(outcome.fresh), [1, 3]);
   assert.equal(inbox.wantsMore, false, "messages still wait: answer them first");
@@ -75,7 +84,7 @@ Deno.test("inbox: a page's non-chat messages are reported for mark-read, and a f
   assert.equal(inbox.wantsMore, true, "the page was full and the queue is dry");
   inbox.beginPoll();
   inbox.acceptPage([msg(4)], { limit: 3 });
-  inbox.endPoll();
+  inbox.endPoll({ caughtUp: true });
   inbox.beginHandOver();
   inbox.handOverDone();
   inbox.endTurn();
@@ -83,7 +92,7 @@ Deno.test("inbox: a page's non-chat messages are reported for mark-read, and a f
 });
 
 Deno.test("inbox: a hand-over takes at most MAX_BATCH messages and announces each once", () => {
-  const inbox = new Inbox(AGENT);
+  const inbox = caughtUp();
   for (let id = 1; id <= MAX_BATCH + 5; id++) inbox.receive(msg(id));
   const first = inbox.beginHandOver()!;
   assert.equal(first.batch.length, MAX_BATCH);
@@ -97,7 +106,7 @@ Deno.test("inbox: a hand-over takes at most MAX_BATCH messages and announces eac
 });
 
 Deno.test("inbox: nothing is handed over while a turn is open", () => {
-  const inbox = new Inbox(AGENT);
+  const inbox = caughtUp();
   inbox.receive(msg(1));
   inbox.beginHandOver();
   inbox.handOverDone();
@@ -109,7 +118,7 @@ Deno.test("inbox: nothing is handed over while a turn is open", () => {
 });
 
 Deno.test("inbox: a turn that ends during its hand-over closes when the hand-over does", () => {
-  const inbox = new Inbox(AGENT);
+  const inbox = caughtUp();
   inbox.receive(msg(1));
   inbox.beginHandOver();
   assert.deepEqual(ids(inbox.endTurn()), [1]);
@@ -119,7 +128,7 @@ Deno.test("inbox: a turn that ends during its hand-over closes when the hand-ove
 });
 
 Deno.test("inbox: a response answers each turn message once; replyTo picks one", () => {
-  const inbox = new Inbox(AGENT);
+  const inbox = caughtUp();
   inbox.receive(msg(1));
   inbox.receive(msg(2));
   inbox.beginHandOver();
@@ -131,54 +140,106 @@ Deno.test("inbox: a response answers each turn message once; replyTo picks one",
 });
 
 Deno.test("inbox: a crashed turn's unanswered messages go back to the front of the queue", () => {
-  const inbox = new Inbox(AGENT);
+  const inbox = caughtUp();
   for (const id of [1, 2, 3]) inbox.receive(msg(id));
   inbox.beginHandOver();
   inbox.handOverDone();
   inbox.answer(2);
   inbox.receive(msg(4));
-  assert.equal(inbox.failTurn(), 2);
+  assert.deepEqual(inbox.failTurn({ retry: true }), { retry: [msg(1), msg(3)], failed: [] });
   assert.equal(inbox.turn.phase, "idle");
   assert.deepEqual(inbox.pendingIds, [1, 3, 4]);
   assert.deepEqual(ids(inbox.beginHandOver()!.batch), [1, 3, 4], "redelivered, in order");
 });
 
 Deno.test("inbox: a hand-over voided by a crash meanwhile delivers nothing", () => {
-  const inbox = new Inbox(AGENT);
+  const inbox = caughtUp();
   inbox.receive(msg(1));
   inbox.beginHandOver();
-  inbox.failTurn(); // The provider died while its stdin was being written.
+  inbox.failTurn({ retry: true }); // The provider died while its stdin was being written.
   assert.equal(inbox.handOverDone(), false);
   assert.equal(inbox.turn.phase, "idle");
   assert.deepEqual(inbox.pendingIds, [1]);
   assert.equal(inbox.receive(msg(1)), false, "still queued, not duplicated");
 });
 
-Deno.test("inbox: a blocked Stop folds the owed messages into the turn, from the queue or the obligation", () => {
-  const inbox = new Inbox(AGENT);
+Deno.test("inbox: a blocked Stop folds only the owed messages whose text it quoted", () => {
+  const inbox = caughtUp();
   inbox.receive(msg(1));
   inbox.beginHandOver();
   inbox.handOverDone();
   inbox.receive(msg(2)); // Queued: its text is known.
-  const folded = inbox.foldIntoTurn([
-    { messageId: 1, from: "bob", createdAt: 0 }, // Already in the turn.
-    { messageId: 2, from: "bob", createdAt: 0 },
+  const { folded, announce } = inbox.foldIntoTurn([
+    { messageId: 1, from: "bob", createdAt: 0, body: "m1" }, // Already in the turn.
+    { messageId: 2, from: "bob", createdAt: 0, body: "m2" },
     { messageId: 9, from: "carol", createdAt: 0, body: "from the relay" },
+    { messageId: 11, from: "dave", createdAt: 0 }, // Its text is not known here.
   ]);
   assert.deepEqual(ids(folded), [2, 9]);
+  assert.deepEqual(ids(announce), [2, 9], "each folded message still needs its prompt mirrored");
   assert.equal(folded[0]!.body, "m2");
   assert.equal(folded[1]!.body, "from the relay");
   assert.deepEqual(ids(inbox.turnMessages), [1, 2, 9]);
   assert.equal(inbox.pendingCount, 0);
   assert.equal(inbox.receive(msg(9)), false, "folded counts as delivered");
+  assert.equal(inbox.receive(msg(11)), true, "a message without its text is left for delivery");
 });
 
 Deno.test("inbox: after a crash, queued mark-reads and replies are neither delivered nor answered again", () => {
-  const inbox = new Inbox(AGENT);
+  const inbox = caughtUp();
   inbox.recall({ markedRead: [1], answered: [2] });
   assert.equal(inbox.receive(msg(1)), false);
   assert.equal(inbox.receive(msg(2)), false);
   assert.equal(inbox.claimMarkRead(1), false, "its mark-read is already queued");
   assert.equal(inbox.claimMarkRead(2), true);
   assert.equal(inbox.claimMarkRead(2), false, "once");
+});
+
+Deno.test("inbox: pushed messages wait until a catch-up poll has succeeded, at start and after a reconnect", () => {
+  const inbox = new Inbox(AGENT);
+  assert.equal(inbox.sync, "behind");
+  inbox.receive(msg(10)); // Pushed before the first poll.
+  assert.equal(inbox.beginHandOver(), undefined);
+  inbox.beginPoll();
+  inbox.endPoll({ caughtUp: false }); // The poll failed (a 500).
+  assert.equal(inbox.beginHandOver(), undefined, "still behind: an older message may wait");
+  inbox.beginPoll();
+  inbox.acceptPage([msg(4)], { limit: 100 });
+  inbox.endPoll({ caughtUp: true });
+  assert.deepEqual(ids(inbox.beginHandOver()!.batch), [4, 10]);
+  inbox.handOverDone();
+  inbox.endTurn();
+  inbox.fallBehind(); // The bus reconnected.
+  inbox.receive(msg(12));
+  assert.equal(inbox.beginHandOver(), undefined);
+});
+
+Deno.test("inbox: a failed turn is retried turnRetries times, then fails for good, once", () => {
+  const inbox = caughtUp({ turnRetries: 1 });
+  inbox.receive(msg(1));
+  inbox.beginHandOver();
+  inbox.handOverDone();
+  assert.deepEqual(ids(inbox.failTurn({ retry: true }).retry), [1], "first failure: retried");
+  inbox.beginHandOver();
+  inbox.handOverDone();
+  const second = inbox.failTurn({ retry: true });
+  assert.deepEqual(ids(second.failed), [1], "second failure: failed for good");
+  assert.equal(inbox.pendingCount, 0);
+  assert.equal(inbox.receive(msg(1)), false, "never delivered again");
+  assert.equal(inbox.answered(1), true, "the failure reply is its answer");
+});
+
+Deno.test("inbox: an interrupted turn fails for good at once; a runner restart costs no try", () => {
+  const inbox = caughtUp({ turnRetries: 1 });
+  inbox.receive(msg(1));
+  inbox.receive(msg(2));
+  inbox.beginHandOver();
+  inbox.handOverDone();
+  for (let i = 0; i < 3; i++) {
+    assert.deepEqual(ids(inbox.failTurn({ retry: true, free: true }).retry), [1, 2]);
+    inbox.beginHandOver();
+    inbox.handOverDone();
+  }
+  inbox.answer(1);
+  assert.deepEqual(inbox.failTurn({ retry: false }), { retry: [], failed: [msg(2)] });
 });

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { RestartPolicy } from "../../src/runner/restart_policy.ts";
 
-Deno.test("restart policy: the delay grows by 500 ms per recent exit, capped at 10 s", () => {
+Deno.test("restart policy: the delay doubles from 500 ms with each recent exit (the shared backoff step), capped at 10 s", () => {
   const policy = new RestartPolicy({ maxRapidExits: 100, windowMs: 600_000 });
   const delays = [];
   for (let i = 0; i < 25; i++) {
@@ -9,7 +9,7 @@ Deno.test("restart policy: the delay grows by 500 ms per recent exit, capped at 
     assert.equal(d.action, "restart");
     if (d.action === "restart") delays.push(d.delayMs);
   }
-  assert.deepEqual(delays.slice(0, 4), [500, 1000, 1500, 2000]);
+  assert.deepEqual(delays.slice(0, 4), [500, 1000, 2000, 4000]);
   assert.equal(delays.at(-1), 10_000);
 });
 

@@ -7,6 +7,7 @@
  *
  * @module
  */
+import type { HookEvent, HookPayload } from "../control/mod.ts";
 import type { Logger } from "../logger.ts";
 import type {
   AgentStatus,
@@ -41,8 +42,11 @@ export type SessionEvent =
   | { type: "step"; kind: string; text: string; tool?: string }
   /** The turn ended. `ok: false` = the provider reported a failed turn. */
   | { type: "turn-end"; ok: boolean; error?: string; usage?: Usage }
-  /** The session transcript's path (Claude), read at session end for the context_ratio insight. */
-  | { type: "transcript"; path: string };
+  /**
+   * An insight about the session for the relay, such as Claude's `context_ratio` at session end:
+   * `signal` names it, `value` is its measurement, `outcome` what the session came to.
+   */
+  | { type: "insight"; signal: string; value: unknown; outcome?: unknown };
 
 /** How an adapter reports back to the runner. Every callback must be cheap and never throw. */
 export interface AdapterEvents {
@@ -69,7 +73,7 @@ export interface AdapterContext {
   provider: ProviderName;
   /** The agent's working directory. */
   cwd: string;
-  /** The agent's state dir (session ids, the written hook plugin). */
+  /** The agent's state dir (session ids; the Claude adapter writes its hook plugin here). */
   stateDir: string;
   /** Extra provider arguments (after `--` on the command line). */
   args: string[];
@@ -77,8 +81,6 @@ export interface AdapterContext {
   env: Record<string, string>;
   /** The session or thread id to resume, if one was saved. */
   resumeId?: string;
-  /** The Claude Code hook plugin, written into the state dir at start (claude only). */
-  pluginDir?: string;
   /** Notes for the agent's first prompt (relay context, workspace caveats). */
   firstPromptNotes?: string;
   permissionPolicy: PermissionPolicy;
@@ -99,8 +101,17 @@ export interface ProviderAdapter {
   deliver(messages: Message[]): Promise<void>;
   /** Asks the provider to abandon the current turn. */
   interrupt(): Promise<void>;
-  /** Stops the provider: politely, then killed after `timeoutMs`. */
+  /**
+   * Stops the provider: politely, then killed after `timeoutMs`. Resolves once it is gone and
+   * every event it had to report (an insight being made, say) has been reported.
+   */
   stop(options?: { timeoutMs?: number }): Promise<void>;
+  /**
+   * Hears every hook the control server received (Claude Code's plugin), after the server
+   * answered it. Must be cheap and never throw; work it starts is finished (or given up) before
+   * `stop()` resolves.
+   */
+  onHook?(event: HookEvent, payload: HookPayload): void;
   /** Kills the provider at once (SIGKILL), for an immediate exit; no events need follow. */
   kill?(): void;
   /** The provider's pid, while it runs. */

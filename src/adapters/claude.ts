@@ -3,31 +3,34 @@
  *
  * - Spawn: `claude -p --input-format stream-json --output-format stream-json --verbose
  *   --replay-user-messages [--plugin-dir DIR] [--permission-prompt-tool stdio] [--resume ID]
- *   ...args`, in the agent's cwd, with the runner's environment (minus `AGENT_RELAY_TOKEN`) plus
- *   `context.env`. The executable is {@linkcode claudeExecutable}: `$AGENT_RELAY_CLAUDE_BIN` or
- *   `claude` on PATH.
+ *   ...args` (claude_args.ts), in the agent's cwd, with the runner's environment (minus
+ *   `AGENT_RELAY_TOKEN`) plus `context.env`. The hook plugin is written into
+ *   `<stateDir>/claude-plugin` at each start (claude_plugin.ts) unless `plugin: false`.
  * - Ready: `start()` sends the `initialize` control request and resolves on its answer. When
  *   Claude cannot resume the given session (it exits at once: "No conversation found"), the
  *   adapter starts a new session instead (or, with `onResumeFailure: "reject"`, rejects with
  *   {@linkcode ResumeFailedError}), so a dead id can never crash-loop the agent. Any other
  *   failure to become ready rejects with {@linkcode ClaudeStartError}.
  * - Deliver: pending messages become one stream-json user message, each message marked
- *   `[relay message #ID from SENDER]` (`formatRelayMessage`), the first delivery prefixed with
+ *   `[relay message #ID from SENDER]`, the first delivery prefixed with
  *   `context.firstPromptNotes`. The line carries a uuid; Claude echoes it back
  *   (`--replay-user-messages`) when it takes the message in: that is the `consumed` event.
  * - Status: busy from delivery until every delivered message is consumed and the turn's
- *   `result` has arrived; then idle.
+ *   `result` has arrived; then idle (claude_turns.ts).
  * - Permissions: with the hook plugin loaded, its PermissionRequest hook asks the control server
  *   (`permissionVia: "hook"`); without it, `--permission-prompt-tool stdio` sends `can_use_tool`
- *   control requests here, answered by `context.decidePermission`. Never both, so a question is
- *   asked once.
+ *   control requests here, answered by `context.decidePermission` (claude_control.ts). Never
+ *   both, so a question is asked once.
+ * - Hooks: `onHook("session-end")` reads the session transcript (its path from the payload, the
+ *   SessionStart hook or the stream) and reports a `context_ratio` insight (claude_insight.ts).
  * - Watchdog: no output for `watchdogMs` while busy → interrupt; still silent (or the interrupt
  *   unanswered) → kill, reported as an unexpected exit so the runner restarts and resumes.
- * - Stop: close stdin (Claude finishes and exits), SIGTERM after `timeoutMs`, SIGKILL 1 s later.
+ * - Stop: close stdin (Claude finishes and exits), SIGTERM after `timeoutMs`, SIGKILL 1 s later;
+ *   then wait for an insight still being made.
  *
  * @module
  */
-import { settlesWithin, signalChild } from "./child.ts";
+import { settlesWithin, stopChild } from "./child.ts";
 import type {
   AdapterContext,
   AdapterEvents,
@@ -35,26 +38,25 @@ import type {
   ProviderAdapter,
   SessionEvent,
 } from "./adapter.ts";
-import type { AgentStatus, Message, PermissionDecision } from "../types.ts";
+import type { HookEvent, HookPayload } from "../control/mod.ts";
+import type { AgentStatus, Message } from "../types.ts";
+import { type ClaudeOutput, decodeLine, encodeUserMessage } from "./claude_stream.ts";
 import {
-  type ClaudeOutput,
-  decodeLine,
-  encodeControlError,
-  encodeControlRequest,
-  encodeControlResponse,
-  encodeUserMessage,
-  LineSplitter,
-  StreamTranslator,
-} from "./claude_stream.ts";
+  type BaseEnv,
+  buildClaudeArgs,
+  CLAUDE_BIN_ENV,
+  claudeExecutable,
+  claudeSpawnEnv,
+  formatDelivery,
+  resolveBaseEnv,
+} from "./claude_args.ts";
+import { ControlChannel } from "./claude_control.ts";
+import { ContextRatioReporter } from "./claude_insight.ts";
+import { writePlugin } from "./claude_plugin.ts";
+import { ClaudeProcess } from "./claude_process.ts";
 import { transcriptPathFor } from "./claude_transcript.ts";
-import { formatRelayMessage } from "./relay_instructions.ts";
-import { readEnv } from "../config/mod.ts";
-
-/** The environment variable naming the Claude Code executable. */
-export const CLAUDE_BIN_ENV = "AGENT_RELAY_CLAUDE_BIN";
-
-/** Variables of the runner's environment never passed to Claude. */
-export const STRIPPED_ENV: ReadonlySet<string> = new Set(["AGENT_RELAY_TOKEN", "CLAUDECODE"]);
+import { ClaudeTurns } from "./claude_turns.ts";
+import { errorText } from "../util/mod.ts";
 
 /** Default: no output for this long while busy → interrupt. */
 export const DEFAULT_WATCHDOG_MS = 10 * 60_000;
@@ -67,18 +69,15 @@ export const DEFAULT_STOP_TIMEOUT_MS = 10_000;
 /** Default: a stdio permission question is denied after this long. */
 export const DEFAULT_PERMISSION_TIMEOUT_MS = 120_000;
 
-/** The Claude Code executable: `$AGENT_RELAY_CLAUDE_BIN` when set, else `claude` (on PATH). */
-export function claudeExecutable(
-  getEnv: (name: string) => string | undefined = (name) => Deno.env.get(name),
-): string {
-  const bin = getEnv(CLAUDE_BIN_ENV)?.trim();
-  return bin ? bin : "claude";
-}
-
 /** Options of {@linkcode createClaudeAdapter}. */
 export interface ClaudeAdapterOptions {
   /** The executable (default {@linkcode claudeExecutable}). */
   bin?: string;
+  /**
+   * Write the runner's hook plugin into `<stateDir>/claude-plugin` at start and load it
+   * (`--plugin-dir`). Default true.
+   */
+  plugin?: boolean;
   /** No output for this long while busy → interrupt (0 = never). */
   watchdogMs?: number;
   interruptTimeoutMs?: number;
@@ -86,8 +85,8 @@ export interface ClaudeAdapterOptions {
   /** Default for `stop()` without a timeout. */
   stopTimeoutMs?: number;
   /**
-   * Who answers tool-permission questions: the plugin's hook (`hook`, the default when
-   * `context.pluginDir` is set) or this adapter over stdio (`stdio`, the default otherwise).
+   * Who answers tool-permission questions: the plugin's hook (`hook`, the default with the
+   * plugin) or this adapter over stdio (`stdio`, the default without it).
    */
   permissionVia?: "hook" | "stdio";
   permissionTimeoutMs?: number;
@@ -116,165 +115,121 @@ export class ResumeFailedError extends ClaudeStartError {
   }
 }
 
-/** The command-line arguments for a context (the executable not included). */
-export function buildClaudeArgs(
-  context: Pick<AdapterContext, "pluginDir" | "resumeId" | "args">,
-  options: { permissionVia: "hook" | "stdio" },
-): string[] {
-  const args = [
-    "-p",
-    "--input-format",
-    "stream-json",
-    "--output-format",
-    "stream-json",
-    "--verbose",
-    "--replay-user-messages",
-  ];
-  if (context.pluginDir) args.push("--plugin-dir", context.pluginDir);
-  if (options.permissionVia === "stdio") args.push("--permission-prompt-tool", "stdio");
-  if (context.resumeId) args.push("--resume", context.resumeId);
-  args.push(...context.args);
-  return args;
-}
-
-/** The provider's environment: the base minus {@linkcode STRIPPED_ENV}, plus `extra`. */
-export function claudeEnv(
-  base: Record<string, string | undefined>,
-  extra: Record<string, string>,
-): Record<string, string> {
-  const env: Record<string, string> = {};
-  for (const [key, value] of Object.entries(base)) {
-    if (value !== undefined && !STRIPPED_ENV.has(key)) env[key] = value;
-  }
-  return Object.assign(env, extra);
-}
-
-/**
- * The text of one delivery: `notes` (if any), then each message as
- * {@linkcode formatRelayMessage} shows it (`[relay message #12 from alice]` and the body, the
- * form the first-prompt notes announce), separated by blank lines.
- */
-export function formatDelivery(messages: Message[], notes?: string): string {
-  const parts: string[] = [];
-  if (notes !== undefined && notes.trim() !== "") parts.push(notes.trim());
-  for (const m of messages) parts.push(formatRelayMessage(m));
-  return parts.join("\n\n");
-}
-
-interface ControlAnswer {
-  ok: boolean;
-  response?: unknown;
-  error?: string;
-}
-
-interface PendingControl {
-  resolve(answer: ControlAnswer): void;
-  reject(error: Error): void;
-}
-
-const STDERR_TAIL_LINES = 20;
-
 class ClaudeAdapter implements ProviderAdapter {
   readonly #context: AdapterContext;
   readonly #events: AdapterEvents;
   readonly #bin: string;
-  readonly #watchdogMs: number;
+  readonly #plugin: boolean;
   readonly #interruptTimeoutMs: number;
   readonly #startTimeoutMs: number;
   readonly #stopTimeoutMs: number;
   readonly #permissionVia: "hook" | "stdio";
   readonly #permissionTimeoutMs: number;
   readonly #onResumeFailure: "fresh" | "reject";
-  readonly #baseEnv: Record<string, string | undefined>;
-  /** Whether Claude inherits the runner's environment instead of getting `#baseEnv` only. */
-  #inheritEnv = false;
+  readonly #baseEnv: BaseEnv;
   readonly #now: () => number;
-  readonly #encoder = new TextEncoder();
+  readonly #turns: ClaudeTurns;
 
-  #child: Deno.ChildProcess | undefined;
-  #writer: WritableStreamDefaultWriter<Uint8Array> | undefined;
-  #stdoutReader: ReadableStreamDefaultReader<string> | undefined;
-  #stderrReader: ReadableStreamDefaultReader<string> | undefined;
+  #process: ClaudeProcess | undefined;
+  #control: ControlChannel | undefined;
+  /** Settles once the running process's exit has been handled. */
   #exited: Promise<void> | undefined;
   #ready = false;
   #stopping = false;
+  /** `stop()` was called since the last `start()`: a start still under way gives up. */
+  #stopRequested = false;
+  #starting: Promise<void> | undefined;
   #status: AgentStatus | undefined;
-  #translator = new StreamTranslator();
-  /** Delivered, not yet consumed: uuid → message ids, in delivery order. */
-  #unconsumed = new Map<string, number[]>();
-  #inTurn = false;
-  #controls = new Map<string, PendingControl>();
-  #cancelled = new Set<string>();
   #sessionId: string | undefined;
-  #transcripts = new Set<string>();
   #notesDelivered = false;
-  #stderrTail: string[] = [];
   #earlyResult: string | undefined;
-  #watchdog: ReturnType<typeof setTimeout> | undefined;
-  #watchdogFired = false;
   #interrupting: Promise<void> | undefined;
+  /** The session-end insight: `stop()` waits for one being made. */
+  readonly #insights: ContextRatioReporter;
 
   constructor(context: AdapterContext, events: AdapterEvents, options: ClaudeAdapterOptions) {
     this.#context = context;
     this.#events = events;
     this.#bin = options.bin ?? claudeExecutable();
-    this.#watchdogMs = options.watchdogMs ?? DEFAULT_WATCHDOG_MS;
+    this.#plugin = options.plugin ?? true;
     this.#interruptTimeoutMs = options.interruptTimeoutMs ?? DEFAULT_INTERRUPT_TIMEOUT_MS;
     this.#startTimeoutMs = options.startTimeoutMs ?? DEFAULT_START_TIMEOUT_MS;
     this.#stopTimeoutMs = options.stopTimeoutMs ?? DEFAULT_STOP_TIMEOUT_MS;
-    this.#permissionVia = options.permissionVia ?? (context.pluginDir ? "hook" : "stdio");
+    this.#permissionVia = options.permissionVia ?? (this.#plugin ? "hook" : "stdio");
     this.#permissionTimeoutMs = options.permissionTimeoutMs ?? DEFAULT_PERMISSION_TIMEOUT_MS;
     this.#onResumeFailure = options.onResumeFailure ?? "fresh";
-    if (options.baseEnv !== undefined) {
-      this.#baseEnv = options.baseEnv;
-    } else {
-      try {
-        this.#baseEnv = Deno.env.toObject();
-      } catch {
-        // Under the runner's sandbox only some variables may be read: then Claude inherits the
-        // environment as it is (no permission needed), with the stripped ones blanked.
-        this.#baseEnv = readEnv();
-        this.#inheritEnv = true;
-      }
-    }
+    this.#baseEnv = resolveBaseEnv(options.baseEnv);
     this.#now = options.now ?? Date.now;
+    this.#insights = new ContextRatioReporter({ emit: (e) => this.#emit(e), log: context.log });
+    this.#turns = new ClaudeTurns({
+      watchdogMs: options.watchdogMs ?? DEFAULT_WATCHDOG_MS,
+      emit: (event) => this.#emit(event),
+      status: (status) => this.#setStatus(status),
+      diagnostic: (line) => this.#diagnostic(line),
+      interrupt: () => void this.interrupt(),
+      kill: () => this.#process?.signal("SIGKILL"),
+      alive: () => this.#process !== undefined,
+      ready: () => this.#ready,
+    });
   }
 
   /** Kills the provider at once (the runner's immediate exit). */
   kill(): void {
-    if (this.#child) signalChild(this.#child, "SIGKILL");
+    this.#process?.signal("SIGKILL");
   }
 
   get pid(): number | undefined {
-    return this.#child?.pid;
+    return this.#process?.child.pid;
   }
 
   // -------------------------------------------------------------------------------------------
-  // ProviderAdapter
+  // Start
 
-  async start(): Promise<void> {
-    if (this.#child) throw new ClaudeStartError("Claude is already running; stop it first");
+  start(): Promise<void> {
+    if (this.#process || this.#starting) {
+      return Promise.reject(new ClaudeStartError("Claude is already running; stop it first"));
+    }
+    this.#stopRequested = false;
+    const starting = this.#start().finally(() => {
+      this.#starting = undefined;
+    });
+    this.#starting = starting;
+    return starting;
+  }
+
+  async #start(): Promise<void> {
     const ctx = this.#context;
+    let pluginDir: string | undefined;
+    if (this.#plugin) {
+      try {
+        pluginDir = await writePlugin(ctx.stateDir);
+      } catch (error) {
+        throw new ClaudeStartError(
+          `The Claude hook plugin could not be written: ${errorText(error)}`,
+        );
+      }
+    }
+    if (this.#stopRequested) throw new ClaudeStartError("Claude was stopped before it started");
     this.#status = undefined;
     this.#setStatus("starting");
     const resumeId = ctx.resumeId;
-    const failed = await this.#launch(resumeId);
+    const failed = await this.#launch(resumeId, pluginDir);
     if (failed === undefined) return this.#becomeReady();
-    if (resumeId === undefined) {
+    if (resumeId === undefined || this.#stopRequested) {
       throw new ClaudeStartError(`Claude could not be started: ${failed}`);
     }
     const message = `Claude could not resume session ${resumeId}: ${failed}`;
     if (this.#onResumeFailure === "reject") throw new ResumeFailedError(resumeId, message);
     ctx.log.warn(`${message}; starting a new session`);
     this.#diagnostic(`${message}; starting a new session`);
-    const again = await this.#launch(undefined);
+    const again = await this.#launch(undefined, pluginDir);
     if (again === undefined) return this.#becomeReady();
     throw new ClaudeStartError(`Claude could not be started: ${again}`);
   }
 
   #becomeReady(): void {
     this.#ready = true;
-    this.#context.log.info(`Claude is ready (pid ${this.#child?.pid})`);
+    this.#context.log.info(`Claude is ready (pid ${this.pid})`);
     this.#setStatus("idle");
   }
 
@@ -282,13 +237,20 @@ class ClaudeAdapter implements ProviderAdapter {
    * Spawns Claude and waits for its answer to `initialize`. Resolves `undefined` when it is
    * ready, else with why not (the process is gone by then). Throws when it cannot be spawned.
    */
-  async #launch(resumeId: string | undefined): Promise<string | undefined> {
+  async #launch(
+    resumeId: string | undefined,
+    pluginDir: string | undefined,
+  ): Promise<string | undefined> {
     const ctx = this.#context;
-    this.#reset();
+    if (this.#stopRequested) return "it was stopped before it started";
+    this.#ready = false;
+    this.#stopping = false;
+    this.#earlyResult = undefined;
+    this.#turns.reset();
     const args = buildClaudeArgs(
       {
         args: ctx.args,
-        ...(ctx.pluginDir ? { pluginDir: ctx.pluginDir } : {}),
+        ...(pluginDir ? { pluginDir } : {}),
         ...(resumeId ? { resumeId } : {}),
       },
       { permissionVia: this.#permissionVia },
@@ -302,61 +264,76 @@ class ClaudeAdapter implements ProviderAdapter {
       child = ctx.spawn(this.#bin, {
         args,
         cwd: ctx.cwd,
-        env: this.#inheritEnv
-          ? { ...Object.fromEntries([...STRIPPED_ENV].map((k) => [k, ""])), ...ctx.env }
-          : claudeEnv(this.#baseEnv, ctx.env),
-        clearEnv: !this.#inheritEnv,
+        ...claudeSpawnEnv(this.#baseEnv, ctx.env),
         stdin: "piped",
         stdout: "piped",
         stderr: "piped",
       });
     } catch (error) {
       throw new ClaudeStartError(
-        `Claude executable "${this.#bin}" could not be started: ${messageOf(error)}` +
+        `Claude executable "${this.#bin}" could not be started: ${errorText(error)}` +
           ` (set ${CLAUDE_BIN_ENV} to its path)`,
       );
     }
-    this.#child = child;
-    this.#writer = child.stdin.getWriter();
-    this.#writer.closed.catch(() => {});
-    const stdoutDone = this.#readStdout(child);
-    const stderrDone = this.#readStderr(child);
-    const exitedPromise = this.#watchExit(child, stdoutDone, stderrDone);
+    const process = new ClaudeProcess(child, {
+      line: (line) => this.#onLine(line),
+      diagnostic: (line) => this.#diagnostic(line),
+    });
+    const control = new ControlChannel({
+      write: (line) => process.write(line),
+      decidePermission: ctx.decidePermission,
+      permissionTimeoutMs: this.#permissionTimeoutMs,
+      log: ctx.log,
+    });
+    this.#process = process;
+    this.#control = control;
+    const exitedPromise = process.exited.then((status) => this.#onExit(process, status));
     this.#exited = exitedPromise;
 
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const timeout = new Promise<"timeout">((resolve) => {
-      timer = setTimeout(() => resolve("timeout"), this.#startTimeoutMs);
-    });
-    const exited = exitedPromise.then(() => "exited" as const);
-    let outcome: "ready" | "timeout" | "exited" | Error;
-    try {
-      const answer = this.#control({ subtype: "initialize" });
-      answer.catch(() => {});
-      outcome = await Promise.race([
-        answer.then((a) => a.ok ? "ready" as const : new Error(a.error ?? "initialize failed")),
-        timeout,
-        exited,
-      ]).catch((error) => error instanceof Error ? error : new Error(String(error)));
-    } finally {
-      clearTimeout(timer);
-    }
-    if (outcome === "ready" && this.#child === child) return undefined;
-    // Not ready: make sure it is gone, then explain.
-    signalChild(child, "SIGKILL");
+    const outcome = await control.initialize(exitedPromise, this.#startTimeoutMs);
+    if (outcome === "ready" && this.#process === process && !this.#stopRequested) return undefined;
+    // Not ready (or stopped meanwhile): make sure it is gone, then explain.
+    process.signal("SIGKILL");
     await exitedPromise;
-    const why = outcome === "timeout"
+    const why = this.#stopRequested
+      ? "it was stopped before it was ready"
+      : outcome === "timeout"
       ? `it did not answer initialize within ${this.#startTimeoutMs} ms`
       : outcome instanceof Error
       ? outcome.message
       : "it exited before it was ready";
-    const tail = this.#stderrTail.join(" | ");
+    const tail = process.stderrTail;
     const early = this.#earlyResult ? ` (result: ${this.#earlyResult})` : "";
     return `${why}${early}${tail ? ` (stderr: ${tail})` : ""}`;
   }
 
+  #onExit(process: ClaudeProcess, status: Deno.CommandStatus): void {
+    this.#turns.clearWatchdog();
+    const wasReady = this.#ready;
+    const expected = this.#stopping || this.#stopRequested;
+    this.#ready = false;
+    if (this.#process === process) this.#process = undefined;
+    this.#control?.failAll(new Error("Claude exited before answering"));
+    const unconsumed = this.#turns.dropAll();
+    this.#context.log.log(
+      expected ? "info" : "warn",
+      `Claude exited (code ${status.code}, signal ${status.signal ?? "none"})` +
+        (unconsumed.length ? `; messages ${unconsumed.join(", ")} were never consumed` : ""),
+    );
+    if (!wasReady) return; // start() reports it
+    try {
+      this.#events.exit({ code: status.code, signal: status.signal, expected });
+    } catch (error) {
+      this.#context.log.error(`exit callback threw: ${errorText(error)}`);
+    }
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Deliver, interrupt, stop
+
   async deliver(messages: Message[]): Promise<void> {
-    if (!this.#ready || !this.#child) {
+    const process = this.#process;
+    if (!this.#ready || !process) {
       throw new Error(
         `Claude is not running; messages ${
           messages.map((m) => m.id).join(", ")
@@ -369,179 +346,86 @@ class ClaudeAdapter implements ProviderAdapter {
     this.#notesDelivered = true;
     const text = formatDelivery(messages, withNotes ? this.#context.firstPromptNotes : undefined);
     const uuid = crypto.randomUUID();
-    this.#unconsumed.set(uuid, ids);
-    this.#updateStatus();
+    this.#turns.delivered(uuid, ids);
     try {
-      await this.#write(encodeUserMessage(text, uuid));
+      await process.write(encodeUserMessage(text, uuid));
     } catch (error) {
-      this.#unconsumed.delete(uuid);
+      this.#turns.undeliver(uuid);
       if (withNotes) this.#notesDelivered = false;
-      this.#updateStatus();
       throw new Error(
-        `Messages ${ids.join(", ")} could not be handed to Claude: ${messageOf(error)}`,
+        `Messages ${ids.join(", ")} could not be handed to Claude: ${errorText(error)}`,
       );
     }
     this.#context.log.debug(`delivered messages ${ids.join(", ")} to Claude as ${uuid}`);
   }
 
   interrupt(): Promise<void> {
-    if (!this.#ready || !this.#child || !this.#busy()) return Promise.resolve();
+    if (!this.#ready || !this.#process || !this.#turns.busy) return Promise.resolve();
     this.#interrupting ??= this.#doInterrupt().finally(() => {
       this.#interrupting = undefined;
     });
     return this.#interrupting;
   }
 
+  async #doInterrupt(): Promise<void> {
+    const process = this.#process;
+    const control = this.#control;
+    if (!process || !control) return;
+    this.#context.log.info("interrupting Claude's turn");
+    let ok = false;
+    const answered = control.request({ subtype: "interrupt" }).then(() => {
+      ok = true;
+    }, () => {});
+    await settlesWithin(answered, this.#interruptTimeoutMs);
+    if (!ok && this.#process === process) {
+      this.#diagnostic(
+        `Claude did not answer the interrupt within ${this.#interruptTimeoutMs} ms; killing it`,
+      );
+      process.signal("SIGKILL");
+    }
+  }
+
   async stop(options: { timeoutMs?: number } = {}): Promise<void> {
-    const child = this.#child;
-    if (!child || !this.#exited) return;
+    this.#stopRequested = true;
+    const process = this.#process;
     const exited = this.#exited;
-    this.#stopping = true;
-    this.#clearWatchdog();
-    const timeoutMs = options.timeoutMs ?? this.#stopTimeoutMs;
-    // Not awaited: a close waits for pending writes, which never finish if Claude stopped
-    // reading; the signals below must not wait on it.
-    void this.#writer?.close().catch(() => {/* stdin already closed */});
-    if (await settlesWithin(exited, timeoutMs)) return;
-    this.#context.log.warn(`Claude did not exit within ${timeoutMs} ms of closing stdin; SIGTERM`);
-    signalChild(child, "SIGTERM");
-    if (await settlesWithin(exited, 1000)) return;
-    this.#context.log.warn("Claude did not exit after SIGTERM; SIGKILL");
-    signalChild(child, "SIGKILL");
-    await exited;
-  }
-
-  // -------------------------------------------------------------------------------------------
-  // Process plumbing
-
-  #reset(): void {
-    this.#ready = false;
-    this.#stopping = false;
-    this.#translator = new StreamTranslator();
-    this.#unconsumed.clear();
-    this.#inTurn = false;
-    this.#controls.clear();
-    this.#cancelled.clear();
-    this.#stderrTail = [];
-    this.#earlyResult = undefined;
-    this.#watchdogFired = false;
-  }
-
-  async #write(line: string): Promise<void> {
-    const writer = this.#writer;
-    if (!writer) throw new Error("Claude's stdin is closed");
-    await writer.write(this.#encoder.encode(line));
-  }
-
-  #control(request: Record<string, unknown>): Promise<ControlAnswer> {
-    const id = `${request.subtype}-${crypto.randomUUID()}`;
-    return new Promise<ControlAnswer>((resolve, reject) => {
-      this.#controls.set(id, { resolve, reject });
-      this.#write(encodeControlRequest(id, request)).catch((error) => {
-        this.#controls.delete(id);
-        reject(new Error(`Could not send ${request.subtype} to Claude: ${messageOf(error)}`));
+    if (process && exited) {
+      this.#stopping = true;
+      this.#turns.clearWatchdog();
+      const timeoutMs = options.timeoutMs ?? this.#stopTimeoutMs;
+      const log = this.#context.log;
+      await stopChild(process.child, exited, {
+        closeStdin: () => process.closeStdin(),
+        graceMs: timeoutMs,
+        termGraceMs: 1000,
+        onSignal: (signal) =>
+          log.warn(
+            signal === "SIGTERM"
+              ? `Claude did not exit within ${timeoutMs} ms of closing stdin; SIGTERM`
+              : "Claude did not exit after SIGTERM; SIGKILL",
+          ),
       });
-    });
+    }
+    // A start still under way gives up (it sees the stop) and its process is gone with it.
+    if (this.#starting) await this.#starting.catch(() => {});
+    await this.#insights.settled();
   }
 
-  async #readStdout(child: Deno.ChildProcess): Promise<void> {
-    const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-    this.#stdoutReader = reader;
-    const splitter = new LineSplitter();
-    try {
-      for (;;) {
-        const { value, done } = await reader.read();
-        if (done) break;
-        const { lines, dropped } = splitter.push(value);
-        if (dropped > 0) this.#diagnostic(`dropped ${dropped} overlong stdout line(s)`);
-        for (const line of lines) this.#onLine(line);
-      }
-      const rest = splitter.flush();
-      if (rest !== undefined) this.#onLine(rest);
-    } catch (error) {
-      this.#diagnostic(`stdout read failed: ${messageOf(error)}`);
-    } finally {
-      reader.releaseLock();
-    }
-  }
-
-  async #readStderr(child: Deno.ChildProcess): Promise<void> {
-    const reader = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
-    this.#stderrReader = reader;
-    const splitter = new LineSplitter({ maxChars: 64 * 1024 });
-    const take = (line: string) => {
-      const trimmed = line.trim();
-      if (trimmed === "") return;
-      this.#stderrTail.push(trimmed.slice(0, 500));
-      if (this.#stderrTail.length > STDERR_TAIL_LINES) this.#stderrTail.shift();
-      this.#diagnostic(trimmed);
-    };
-    try {
-      for (;;) {
-        const { value, done } = await reader.read();
-        if (done) break;
-        for (const line of splitter.push(value).lines) take(line);
-      }
-      const rest = splitter.flush();
-      if (rest !== undefined) take(rest);
-    } catch (error) {
-      this.#diagnostic(`stderr read failed: ${messageOf(error)}`);
-    } finally {
-      reader.releaseLock();
-    }
-  }
-
-  async #watchExit(
-    child: Deno.ChildProcess,
-    stdoutDone: Promise<void>,
-    stderrDone: Promise<void>,
-  ): Promise<void> {
-    const status = await child.status;
-    // Output still in the pipes is handled before the exit is reported; a grandchild holding
-    // the pipes open must not keep us waiting.
-    const drained = Promise.all([stdoutDone, stderrDone]);
-    if (!await settlesWithin(drained, 2000)) {
-      await this.#stdoutReader?.cancel().catch(() => {});
-      await this.#stderrReader?.cancel().catch(() => {});
-      await drained;
-    }
-    this.#clearWatchdog();
-    const wasReady = this.#ready;
-    const expected = this.#stopping;
-    this.#ready = false;
-    this.#child = undefined;
-    await this.#writer?.abort().catch(() => {}); // releases stdin after a crash
-    this.#writer = undefined;
-    for (const pending of this.#controls.values()) {
-      pending.reject(new Error("Claude exited before answering"));
-    }
-    this.#controls.clear();
-    const unconsumed = [...this.#unconsumed.values()].flat();
-    this.#unconsumed.clear();
-    this.#inTurn = false;
-    this.#context.log.log(
-      expected ? "info" : "warn",
-      `Claude exited (code ${status.code}, signal ${status.signal ?? "none"})` +
-        (unconsumed.length ? `; messages ${unconsumed.join(", ")} were never consumed` : ""),
-    );
-    if (!wasReady) return; // start() reports it
-    try {
-      this.#events.exit({ code: status.code, signal: status.signal, expected });
-    } catch (error) {
-      this.#context.log.error(`exit callback threw: ${messageOf(error)}`);
-    }
+  /** The SessionStart hook tells the transcript path; SessionEnd makes the insight. */
+  onHook(event: HookEvent, payload: HookPayload): void {
+    this.#insights.onHook(event, payload);
   }
 
   // -------------------------------------------------------------------------------------------
-  // Output handling
+  // Output
 
   #onLine(line: string): void {
-    if (this.#busy()) this.#armWatchdog();
+    this.#turns.activity();
     for (const output of decodeLine(line)) {
       try {
         this.#onOutput(output);
       } catch (error) {
-        this.#context.log.error(`handling Claude output failed: ${messageOf(error)}`);
+        this.#context.log.error(`handling Claude output failed: ${errorText(error)}`);
       }
     }
   }
@@ -549,16 +433,8 @@ class ClaudeAdapter implements ProviderAdapter {
   #onOutput(output: ClaudeOutput): void {
     switch (output.kind) {
       case "init":
-        this.#inTurn = true;
+        this.#turns.turnStarted();
         this.#onInit(output);
-        break;
-      case "replay":
-        this.#consume(output.uuid, "replay");
-        this.#inTurn = true;
-        break;
-      case "lifecycle":
-        if (output.state === "started") this.#consume(output.commandUuid, "lifecycle");
-        else if (output.state === "cancelled") this.#cancelDelivery(output.commandUuid);
         break;
       case "result":
         if (!this.#ready) {
@@ -566,25 +442,12 @@ class ClaudeAdapter implements ProviderAdapter {
           this.#earlyResult = output.error ?? output.subtype;
           break;
         }
-        this.#emitAll(this.#translator.translate(output));
-        this.#inTurn = false;
-        this.#watchdogFired = false;
-        this.#updateStatus();
+        this.#turns.take(output);
         break;
       case "control-request":
-        this.#onControlRequest(output);
-        break;
-      case "control-response": {
-        const pending = this.#controls.get(output.requestId);
-        if (!pending) break;
-        this.#controls.delete(output.requestId);
-        const answer: ControlAnswer = { ok: output.ok, response: output.response };
-        if (output.error !== undefined) answer.error = output.error;
-        pending.resolve(answer);
-        break;
-      }
+      case "control-response":
       case "control-cancel":
-        this.#cancelled.add(output.requestId);
+        this.#control?.receive(output);
         break;
       case "system":
         this.#onSystem(output.subtype, output.message);
@@ -596,7 +459,7 @@ class ClaudeAdapter implements ProviderAdapter {
         this.#context.log.debug(`ignored Claude output of type ${output.type}`);
         break;
       default:
-        this.#emitAll(this.#translator.translate(output));
+        this.#turns.take(output);
     }
   }
 
@@ -605,38 +468,14 @@ class ClaudeAdapter implements ProviderAdapter {
       this.#sessionId = init.sessionId;
       this.#emit({ type: "session-id", id: init.sessionId });
     }
-    if (this.#transcripts.has(init.sessionId)) return;
     const path = init.projectDir !== undefined
       ? `${init.projectDir}/${init.sessionId}.jsonl`
       : transcriptPathFor(init.cwd ?? this.#context.cwd, init.sessionId, {
-        HOME: this.#context.env.HOME ?? this.#baseEnv.HOME,
-        CLAUDE_CONFIG_DIR: this.#context.env.CLAUDE_CONFIG_DIR ?? this.#baseEnv.CLAUDE_CONFIG_DIR,
+        HOME: this.#context.env.HOME ?? this.#baseEnv.vars.HOME,
+        CLAUDE_CONFIG_DIR: this.#context.env.CLAUDE_CONFIG_DIR ??
+          this.#baseEnv.vars.CLAUDE_CONFIG_DIR,
       });
-    if (path === undefined) return;
-    this.#transcripts.add(init.sessionId);
-    this.#emit({ type: "transcript", path });
-  }
-
-  #consume(uuid: string | undefined, how: string): void {
-    let key = uuid !== undefined && this.#unconsumed.has(uuid) ? uuid : undefined;
-    if (key === undefined && how === "replay" && uuid === undefined) {
-      key = this.#unconsumed.keys().next().value; // no uuid echoed: oldest first
-    }
-    if (key === undefined) return;
-    const ids = this.#unconsumed.get(key) ?? [];
-    this.#unconsumed.delete(key);
-    this.#inTurn = true; // taken in: its turn runs until the next result
-    this.#emit({ type: "consumed", messageIds: ids });
-  }
-
-  #cancelDelivery(uuid: string): void {
-    const ids = this.#unconsumed.get(uuid);
-    if (!ids) return;
-    this.#unconsumed.delete(uuid);
-    this.#diagnostic(
-      `Claude cancelled delivery ${uuid} before taking in messages ${ids.join(", ")}`,
-    );
-    this.#updateStatus();
+    if (path !== undefined) this.#insights.learnPath(path);
   }
 
   #onSystem(subtype: string, message: Record<string, unknown>): void {
@@ -653,63 +492,8 @@ class ClaudeAdapter implements ProviderAdapter {
     this.#context.log.debug(`Claude system message ${subtype}`);
   }
 
-  #onControlRequest(request: ClaudeOutput & { kind: "control-request" }): void {
-    if (request.subtype === "can_use_tool") {
-      void this.#answerPermission(request.requestId, request.request);
-      return;
-    }
-    this.#write(
-      encodeControlError(request.requestId, `Unsupported control request: ${request.subtype}`),
-    ).catch(() => {});
-  }
-
-  async #answerPermission(requestId: string, request: Record<string, unknown>): Promise<void> {
-    const tool = typeof request.tool_name === "string" ? request.tool_name : "unknown";
-    const input = request.input ?? {};
-    let decision: PermissionDecision;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    try {
-      decision = await Promise.race([
-        this.#context.decidePermission({ requestId, provider: "claude", tool, input }),
-        new Promise<PermissionDecision>((resolve) => {
-          timer = setTimeout(() =>
-            resolve({
-              decision: "deny",
-              reason: `No permission decision within ${this.#permissionTimeoutMs} ms`,
-            }), this.#permissionTimeoutMs);
-        }),
-      ]);
-    } catch (error) {
-      decision = { decision: "deny", reason: `The permission check failed: ${messageOf(error)}` };
-    } finally {
-      clearTimeout(timer);
-    }
-    this.#context.log.info(`permission for ${tool}: ${decision.decision}`);
-    if (this.#cancelled.delete(requestId)) return;
-    const response = decision.decision === "allow" ? { behavior: "allow", updatedInput: input } : {
-      behavior: "deny",
-      message: decision.reason ?? "Denied by the runner's permission policy",
-    };
-    await this.#write(encodeControlResponse(requestId, response)).catch(() => {});
-  }
-
   // -------------------------------------------------------------------------------------------
-  // Status, watchdog, interrupt
-
-  #busy(): boolean {
-    return this.#unconsumed.size > 0 || this.#inTurn;
-  }
-
-  #updateStatus(): void {
-    if (!this.#ready && this.#status === "starting") return;
-    if (this.#busy()) {
-      this.#setStatus("busy");
-      if (this.#watchdog === undefined) this.#armWatchdog();
-    } else {
-      this.#setStatus("idle");
-      this.#clearWatchdog();
-    }
-  }
+  // Reporting
 
   #setStatus(status: AgentStatus): void {
     if (status === this.#status) return;
@@ -717,72 +501,16 @@ class ClaudeAdapter implements ProviderAdapter {
     try {
       this.#events.status(status);
     } catch (error) {
-      this.#context.log.error(`status callback threw: ${messageOf(error)}`);
+      this.#context.log.error(`status callback threw: ${errorText(error)}`);
     }
   }
-
-  #armWatchdog(): void {
-    this.#clearWatchdog();
-    if (this.#watchdogMs <= 0 || !this.#child) return;
-    this.#watchdog = setTimeout(() => {
-      this.#watchdog = undefined;
-      this.#onWatchdog();
-    }, this.#watchdogMs);
-  }
-
-  #clearWatchdog(): void {
-    if (this.#watchdog !== undefined) clearTimeout(this.#watchdog);
-    this.#watchdog = undefined;
-  }
-
-  #onWatchdog(): void {
-    const child = this.#child;
-    if (!child || !this.#busy()) return;
-    if (this.#watchdogFired) {
-      this.#diagnostic(
-        `no output from Claude for ${this.#watchdogMs} ms after an interrupt; killing it`,
-      );
-      signalChild(child, "SIGKILL");
-      return;
-    }
-    this.#watchdogFired = true;
-    this.#diagnostic(`no output from Claude for ${this.#watchdogMs} ms while busy; interrupting`);
-    this.#armWatchdog();
-    void this.interrupt();
-  }
-
-  async #doInterrupt(): Promise<void> {
-    const child = this.#child;
-    if (!child) return;
-    this.#context.log.info("interrupting Claude's turn");
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const answered = this.#control({ subtype: "interrupt" }).then(() => true, () => false);
-    const timedOut = new Promise<false>((resolve) => {
-      timer = setTimeout(() => resolve(false), this.#interruptTimeoutMs);
-    });
-    const ok = await Promise.race([answered, timedOut]);
-    clearTimeout(timer);
-    if (!ok && this.#child === child) {
-      this.#diagnostic(
-        `Claude did not answer the interrupt within ${this.#interruptTimeoutMs} ms; killing it`,
-      );
-      signalChild(child, "SIGKILL");
-    }
-  }
-
-  // -------------------------------------------------------------------------------------------
-  // Reporting
 
   #emit(event: SessionEvent): void {
     try {
       this.#events.event(event, this.#now());
     } catch (error) {
-      this.#context.log.error(`event callback threw: ${messageOf(error)}`);
+      this.#context.log.error(`event callback threw: ${errorText(error)}`);
     }
-  }
-
-  #emitAll(events: SessionEvent[]): void {
-    for (const event of events) this.#emit(event);
   }
 
   #diagnostic(line: string): void {
@@ -791,10 +519,6 @@ class ClaudeAdapter implements ProviderAdapter {
       this.#events.diagnostic?.(line);
     } catch { /* never throw from a callback */ }
   }
-}
-
-function messageOf(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }
 
 /** Builds a Claude Code adapter with options beyond the {@linkcode AdapterFactory} signature. */

@@ -10,6 +10,7 @@
  */
 import { dirname, join } from "node:path";
 import { HOOK_EVENTS } from "../control/mod.ts";
+import { errorText } from "../util/mod.ts";
 
 /** Every file of the plugin, relative to its root. */
 export const PLUGIN_FILES: readonly string[] = [
@@ -39,9 +40,7 @@ export async function writePlugin(stateDir: string): Promise<string> {
         bytes = await Deno.readFile(new URL(file, SOURCE));
       } catch (error) {
         throw new Error(
-          `Cannot read the hook plugin file ${file} from ${SOURCE.href}: ${
-            error instanceof Error ? error.message : error
-          }`,
+          `Cannot read the hook plugin file ${file} from ${SOURCE.href}: ${errorText(error)}`,
         );
       }
       const path = join(staging, file);

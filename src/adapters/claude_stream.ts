@@ -25,6 +25,7 @@
  * @module
  */
 import type { SessionEvent, Usage } from "./adapter.ts";
+import { errorText } from "../util/mod.ts";
 
 /** The longest stdout line kept (a longer one is reported and skipped). */
 export const MAX_LINE_BYTES = 64 * 1024 * 1024;
@@ -283,7 +284,7 @@ export function decodeLine(line: string): ClaudeOutput[] {
     return [{
       kind: "invalid",
       line: line.slice(0, 500),
-      error: `Line is not JSON: ${error instanceof Error ? error.message : String(error)}`,
+      error: `Line is not JSON: ${errorText(error)}`,
     }];
   }
   if (!isObj(value)) {

@@ -10,6 +10,7 @@
  *
  * @module
  */
+import { errorText } from "../util/mod.ts";
 
 /** A request id: the app-server accepts strings and numbers. */
 export type RpcId = string | number;
@@ -346,10 +347,6 @@ export class CodexRpcClient {
 function handlerError(method: string, e: unknown): { code: number; message: string } {
   if (e instanceof RpcHandlerError) return { code: e.code, message: e.message };
   return { code: INTERNAL_ERROR, message: `Handling ${method} failed: ${errorText(e)}` };
-}
-
-function errorText(e: unknown): string {
-  return e instanceof Error ? e.message : String(e);
 }
 
 function clip(text: string, max = 200): string {

@@ -18,7 +18,8 @@
  *
  * @module
  */
-import { settlesWithin, signalChild } from "./child.ts";
+import { settlesWithin, signalChild, stopChild } from "./child.ts";
+import { errorText } from "../util/mod.ts";
 import type { Message } from "../types.ts";
 import { readLines } from "./line_reader.ts";
 import type { AdapterContext, AdapterEvents, AdapterFactory, ProviderAdapter } from "./adapter.ts";
@@ -95,19 +96,13 @@ class CommandAdapter implements ProviderAdapter {
     } catch (error) {
       this.#inTurn = false;
       if (!this.#selfReported) this.events.status("idle");
-      throw new Error(
-        `Writing to the program's stdin failed: ${error instanceof Error ? error.message : error}`,
-      );
+      throw new Error(`Writing to the program's stdin failed: ${errorText(error)}`);
     }
     this.events.event({ type: "consumed", messageIds: messages.map((m) => m.id) }, Date.now());
   }
 
   interrupt(): Promise<void> {
-    try {
-      this.#child?.kill("SIGINT");
-    } catch {
-      // Already gone.
-    }
+    if (this.#child) signalChild(this.#child, "SIGINT");
     return Promise.resolve();
   }
 
@@ -116,14 +111,12 @@ class CommandAdapter implements ProviderAdapter {
     if (!child) return;
     this.#stopping = true;
     const timeoutMs = options.timeoutMs ?? 5_000;
-    // Not awaited: a close waits for pending writes, which never finish if the program stopped
-    // reading; the signals below must not wait on it (the exit aborts the rest).
-    void this.#stdin?.close().catch(() => {});
-    if (!(await settlesWithin(this.#done, timeoutMs / 2))) {
-      signalChild(child, "SIGTERM");
-      if (!(await settlesWithin(this.#done, timeoutMs / 2))) signalChild(child, "SIGKILL");
-    }
-    await this.#done;
+    // The exit aborts whatever stdin still holds.
+    await stopChild(child, this.#done, {
+      closeStdin: () => this.#stdin?.close(),
+      graceMs: timeoutMs / 2,
+      termGraceMs: timeoutMs / 2,
+    });
   }
 
   kill(): void {
@@ -188,7 +181,7 @@ class CommandAdapter implements ProviderAdapter {
       try {
         this.#onLine(line);
       } catch (error) {
-        this.context.log.error(`command output handling failed: ${error}`);
+        this.context.log.error(`command output handling failed: ${errorText(error)}`);
       }
     }
   }

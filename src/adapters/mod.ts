@@ -11,8 +11,8 @@ import type { ProviderName } from "../types.ts";
 
 export * from "./adapter.ts";
 export { firstPromptNotes } from "./relay_instructions.ts";
+/** The hook plugin writer: the adapter writes it itself; bench/hooks_bench.ts uses it too. */
 export { writePlugin } from "./claude_plugin.ts";
-export { analyzeSession } from "./claude_transcript.ts";
 
 /** The adapter factory of `provider`, loaded on first use. */
 export async function adapterFor(provider: ProviderName): Promise<AdapterFactory> {

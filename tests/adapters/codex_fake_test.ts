@@ -5,13 +5,13 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { createCodexAdapter } from "../../src/adapters/codex.ts";
 import {
   argsSetConfig,
   type CodexAdapterOptions,
   codexExecutable,
   codexTurnText,
-  createCodexAdapter,
-} from "../../src/adapters/codex.ts";
+} from "../../src/adapters/codex_config.ts";
 import type { ProviderAdapter, SessionEvent, Spawner } from "../../src/adapters/adapter.ts";
 import { chat, codexContext, recorder } from "../support/codex_harness.ts";
 import type { PermissionDecision, PermissionRequest } from "../../src/types.ts";

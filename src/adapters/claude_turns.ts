@@ -1,11 +1,13 @@
 /**
  * The turns of a Claude session: which delivered messages Claude has taken in (`consumed`), when
- * a turn runs (busy) and when it ended (idle), the session events of its output, and the
+ * a turn runs (busy) and when it ended (idle), the session events of its output (system notes such
+ * as a permission denial or a compaction among them), and the
  * watchdog that interrupts, then kills, a Claude that stays silent while busy.
  *
  * @module
  */
 import type { SessionEvent } from "./adapter.ts";
+import type { Logger } from "../logger.ts";
 import { type ClaudeOutput, StreamTranslator } from "./claude_stream.ts";
 
 /** What {@linkcode ClaudeTurns} reports to, and asks of, the adapter. */
@@ -23,6 +25,7 @@ export interface ClaudeTurnsOptions {
   interrupt(): void;
   /** Kills Claude. */
   kill(): void;
+  log: Logger;
 }
 
 /** Turn bookkeeping for one Claude process at a time ({@linkcode reset} at each launch). */
@@ -86,6 +89,9 @@ export class ClaudeTurns {
         if (output.state === "started") this.#consume(output.commandUuid, "lifecycle");
         else if (output.state === "cancelled") this.#cancelDelivery(output.commandUuid);
         return;
+      case "system":
+        this.#onSystem(output.subtype, output.message);
+        return;
       case "result":
         this.#emitAll(this.#translator.translate(output));
         this.#inTurn = false;
@@ -121,6 +127,25 @@ export class ClaudeTurns {
     this.#unconsumed.delete(key);
     this.#inTurn = true; // taken in: its turn runs until the next result
     this.#options.emit({ type: "consumed", messageIds: ids });
+  }
+
+  #onSystem(subtype: string, message: Record<string, unknown>): void {
+    if (subtype === "permission_denied") {
+      const tool = typeof message.tool_name === "string" ? message.tool_name : undefined;
+      const text = typeof message.message === "string" ? message.message : "permission denied";
+      this.#options.emit({
+        type: "step",
+        kind: "permission_denied",
+        text,
+        ...(tool ? { tool } : {}),
+      });
+      return;
+    }
+    if (subtype === "compact_boundary") {
+      this.#options.emit({ type: "step", kind: "compact", text: "conversation compacted" });
+      return;
+    }
+    this.#options.log.debug(`Claude system message ${subtype}`);
   }
 
   #cancelDelivery(uuid: string): void {

@@ -18,6 +18,11 @@ export interface OutboxEventInput {
   mode?: OutboxMode;
   /** Epoch ms; default now. Stamped once, kept through retries. */
   occurredAt?: number;
+  /**
+   * The key the relay deduplicates by. Default: unique per event. A caller that may queue the
+   * same event again after a crash (a prompt echo) passes a key derived from what it is about.
+   */
+  idempotencyKey?: string;
 }
 
 /** What `enqueue` assigned. */
@@ -33,6 +38,7 @@ export interface CheckedEvent {
   dedupeKey: string | null;
   occurredAt: number;
   payload: string;
+  idempotencyKey?: string;
 }
 
 /** Checks `input`, stamping `occurredAt` from `now` when absent; throws a `TypeError` naming the bad value. */
@@ -68,5 +74,18 @@ export function checkEvent(input: OutboxEventInput, now: () => number): CheckedE
       { cause: error },
     );
   }
-  return { kind, mode, dedupeKey: dedupeKey ?? null, occurredAt, payload };
+  const key = input.idempotencyKey;
+  if (key !== undefined && (typeof key !== "string" || key === "" || key.length > 200)) {
+    throw new TypeError(
+      `Outbox event idempotencyKey ${JSON.stringify(key)} must be 1 to 200 characters`,
+    );
+  }
+  return {
+    kind,
+    mode,
+    dedupeKey: dedupeKey ?? null,
+    occurredAt,
+    payload,
+    ...(key !== undefined ? { idempotencyKey: key } : {}),
+  };
 }

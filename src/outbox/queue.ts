@@ -131,7 +131,7 @@ export class OutboxQueue {
     const event = checkEvent(input, () => this.#clock.now());
     const { kind, mode, dedupeKey } = event;
     const seq = this.#nextSeq;
-    const idempotencyKey = `${this.#agentId}:${crypto.randomUUID()}`;
+    const idempotencyKey = event.idempotencyKey ?? `${this.#agentId}:${crypto.randomUUID()}`;
     const row = [seq, kind, mode, dedupeKey, event.occurredAt, idempotencyKey, event.payload];
     const overflow = this.#countedRows() + 1 - this.#maxRows;
     let replaced = 0;

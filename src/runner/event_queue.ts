@@ -47,10 +47,18 @@ export class EventQueue {
     this.#outbox = outbox;
   }
 
-  /** Queues one event that happened at `at` (epoch ms). */
-  queue(event: Outgoing, at: number = this.#o.now()): void {
+  /**
+   * Queues one event that happened at `at` (epoch ms). `key`: the relay's dedup key, for an
+   * event the runner may queue again after a crash.
+   */
+  queue(event: Outgoing, at: number = this.#o.now(), key?: string): void {
     try {
-      this.#outbox?.enqueue({ kind: event.kind, payload: event.payload, occurredAt: at });
+      this.#outbox?.enqueue({
+        kind: event.kind,
+        payload: event.payload,
+        occurredAt: at,
+        ...(key !== undefined ? { idempotencyKey: key } : {}),
+      });
     } catch (error) {
       log.error(`queueing a ${event.kind} event failed: ${errorText(error)}`);
     }
@@ -74,13 +82,19 @@ export class EventQueue {
     );
   }
 
-  /** A relay message shown as its sender's prompt to the agent. */
+  /**
+   * A relay message shown as its sender's prompt to the agent: once per message, also when a
+   * runner killed after queueing it queues it again (the relay deduplicates by the key).
+   */
   prompt(message: Message, at: number): void {
-    this.mirror("prompt", message.body, {
-      at,
+    const { agentId, provider } = this.#o;
+    const entry = mirrorEntry("prompt", message.body, {
+      agentId,
+      provider,
       from: message.from,
       extra: { origin: "relay", messageId: message.id },
     });
+    this.queue(entry, at, `${agentId}:prompt:${message.id}:${message.createdAt}`);
   }
 
   /** A lifecycle event on the mirror's timeline. */

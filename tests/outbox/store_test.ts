@@ -40,6 +40,18 @@ Deno.test("outbox: enqueue is durable when it returns and keeps occurredAt, key 
   });
 });
 
+Deno.test("outbox: a caller's idempotency key is kept through a reopen", async () => {
+  await withDir((dir) => {
+    const clock = new TestClock();
+    using first = open(dir, clock);
+    const a = first.enqueue({ kind: "message", idempotencyKey: "agent-1:prompt:7" });
+    assert.equal(a.idempotencyKey, "agent-1:prompt:7");
+    first.close();
+    using second = open(dir, clock);
+    assert.deepEqual(second.list().map((r) => r.idempotencyKey), ["agent-1:prompt:7"]);
+  });
+});
+
 Deno.test("outbox: bad input is refused with a clear error and stores nothing", async () => {
   await withDir((dir) => {
     const clock = new TestClock();
@@ -54,6 +66,7 @@ Deno.test("outbox: bad input is refused with a clear error and stores nothing", 
       [{ kind: "k", payload: 10n }, /payload is not JSON-serializable/],
       [{ kind: "k", payload: cyclic }, /payload is not JSON-serializable/],
       [{ kind: "k", occurredAt: Number.NaN }, /occurredAt NaN must be epoch ms/],
+      [{ kind: "k", idempotencyKey: "" }, /idempotencyKey "" must be 1 to 200 characters/],
       [null, /must be an object/],
     ];
     for (const [input, message] of cases) {

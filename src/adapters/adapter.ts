@@ -84,6 +84,8 @@ export interface AdapterContext {
   /** Notes for the agent's first prompt (relay context, workspace caveats). */
   firstPromptNotes?: string;
   permissionPolicy: PermissionPolicy;
+  /** How Claude Code's hooks reach the control server (claude only; default bash + curl). */
+  hookTransport?: "http" | "bash";
   /** Answers a permission question by policy within the hook budget (never hangs). */
   decidePermission(request: PermissionRequest): Promise<PermissionDecision>;
   spawn: Spawner;

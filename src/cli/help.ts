@@ -32,6 +32,9 @@ run options:
   --info-file PATH          the runner-info JSON file (default <state-dir>/runner-info.json)
   --permission-policy P     allow | deny | ask-relay: how tool-permission requests are answered
                             (default ask-relay, which falls back to deny within the hook budget)
+  --token-file PATH         a 0600 file holding the relay token (or AGENT_RELAY_TOKEN_FILE): keeps
+                            the token out of every process environment
+  --hooks http|bash         how Claude Code's hooks reach the runner (default bash)
   --turn-retries N          how often a failed turn is tried again before its messages get a
                             failure reply (0 to 10, default 1)
   -h, --help                this help

@@ -47,6 +47,13 @@ export interface RunConfig {
   relayUrl: string;
   /** The relay's bearer token (`AGENT_RELAY_TOKEN`); never logged. */
   token: string | undefined;
+  /**
+   * `--token-file` / `AGENT_RELAY_TOKEN_FILE`: a 0600 file holding the token, read at start and
+   * again when a renewal fails, so the token is in no process environment.
+   */
+  tokenFile: string | undefined;
+  /** How Claude's hooks reach the control server: native HTTP hooks, or bash + curl. */
+  hooks: HookTransport;
   cwd: string;
   home: string;
   stateDir: string;
@@ -65,6 +72,9 @@ export interface RunConfig {
   /** Arguments after `--`, for the provider. */
   providerArgs: string[];
 }
+
+/** How Claude Code's hooks call the runner. */
+export type HookTransport = "http" | "bash";
 
 /** The environment as the config reads it (injected in tests). */
 export type Env = Record<string, string | undefined>;
@@ -100,7 +110,31 @@ export function parseRelayUrl(value: string, name = "--relay-url"): string {
   if (url.username || url.password) {
     throw new UsageError(`${name} must not carry credentials; use AGENT_RELAY_TOKEN`);
   }
+  if (url.search || url.hash || value.includes("?") || value.includes("#")) {
+    throw new UsageError(
+      `${name} "${value}" must not have a query string or a fragment (the runner adds its own paths)`,
+    );
+  }
   return url.href.replace(/\/+$/, "");
+}
+
+/** Agent ids: letters, digits, `.`, `_` and `-`, 1 to 128 of them, and not `.` or `..`. */
+export const AGENT_ID = /^[A-Za-z0-9._-]{1,128}$/;
+
+/**
+ * Checks an agent id: it names the agent's state dir, so it must be a plain file name that no
+ * other id shares. Throws {@linkcode UsageError}.
+ */
+export function parseAgentId(value: string | undefined, name = "--agent-id"): string {
+  if (value === undefined) throw new UsageError(`missing required flag ${name}`);
+  if (!AGENT_ID.test(value) || value === "." || value === "..") {
+    throw new UsageError(
+      `${name} ${
+        JSON.stringify(value)
+      } must be 1 to 128 letters, digits, ".", "_" or "-" (not "." or "..")`,
+    );
+  }
+  return value;
 }
 
 /** Parses a TCP port (0 to 65535). */
@@ -141,6 +175,8 @@ export const RUN_FLAGS = {
   "info-file": { type: "string" },
   "permission-policy": { type: "string" },
   "turn-retries": { type: "string" },
+  "token-file": { type: "string" },
+  "hooks": { type: "string" },
   "help": { type: "boolean", short: "h" },
 } as const;
 
@@ -185,12 +221,7 @@ export function resolveRunConfig(args: string[], env: Env): RunConfig {
     return typeof v === "string" ? v : undefined;
   };
 
-  const agentId = str("agent-id");
-  if (agentId === undefined) throw new UsageError("missing required flag --agent-id");
-  // deno-lint-ignore no-control-regex
-  if (!agentId.trim() || agentId.length > 200 || /[\x00-\x1f\x7f]/.test(agentId)) {
-    throw new UsageError(`--agent-id "${agentId}" must be 1 to 200 printable characters`);
-  }
+  const agentId = parseAgentId(str("agent-id"));
   const provider = oneOf(str("provider") ?? "claude", PROVIDERS, "--provider");
   const relayRaw = str("relay-url") ?? env["AGENT_RELAY_URL"];
   if (relayRaw === undefined) throw new UsageError("missing required flag --relay-url");
@@ -230,6 +261,16 @@ export function resolveRunConfig(args: string[], env: Env): RunConfig {
     throw new UsageError(`--turn-retries "${retriesRaw}" must be a whole number from 0 to 10`);
   }
   const turnRetries = Number(retriesRaw);
+  const tokenFileRaw = str("token-file") ?? (env["AGENT_RELAY_TOKEN_FILE"] || undefined);
+  const tokenFile = tokenFileRaw === undefined ? undefined : resolve(tokenFileRaw);
+  if (tokenFile !== undefined && env["AGENT_RELAY_TOKEN"]) {
+    throw new UsageError(
+      `${
+        str("token-file") ? "--token-file" : "AGENT_RELAY_TOKEN_FILE"
+      } and AGENT_RELAY_TOKEN are both set: use one`,
+    );
+  }
+  const hooks = oneOf(str("hooks") ?? "bash", ["http", "bash"] as const, "--hooks");
   if (provider === "command" && rest.length === 0) {
     throw new UsageError(
       "--provider command needs the program after --, e.g. -- ./examples/echo-agent",
@@ -251,6 +292,8 @@ export function resolveRunConfig(args: string[], env: Env): RunConfig {
     provider,
     relayUrl,
     token: env["AGENT_RELAY_TOKEN"] || undefined,
+    tokenFile,
+    hooks,
     cwd,
     home,
     stateDir,

@@ -157,6 +157,7 @@ export class ProviderSupervisor {
       ...(resumeId ? { resumeId } : {}),
       firstPromptNotes: this.#d.notes,
       permissionPolicy: c.permissionPolicy,
+      hookTransport: c.hooks,
       decidePermission: this.#d.decide,
       spawn: this.#d.spawn,
       log: getLogger(c.provider),

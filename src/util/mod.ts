@@ -12,3 +12,4 @@ export {
   checkBackoff,
   DEFAULT_BACKOFF,
 } from "./backoff.ts";
+export { escapeText, hasUnsafeText } from "./escape_text.ts";

@@ -4,5 +4,6 @@
  *
  * @module
  */
-export { Runner, type RunnerDeps } from "./runner.ts";
+export { Runner, type RunnerDeps, type SandboxGrants } from "./runner.ts";
+export { readTokenFile, TokenFileError } from "./token_file.ts";
 export { type RunnerInfo } from "./runner_info.ts";

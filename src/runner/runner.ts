@@ -18,7 +18,6 @@ import {
   defaultSpawner,
   type SessionEvent,
   type Spawner,
-  type Usage,
 } from "../adapters/mod.ts";
 import { firstPromptNotes } from "../adapters/mod.ts";
 import type { RunConfig } from "../config/mod.ts";
@@ -28,8 +27,8 @@ import {
   type PermissionDecider,
   startControlServer,
 } from "../control/mod.ts";
-import { addSecret, getLogger, parseLogLevel, setLogLevel } from "../logger.ts";
-import { Outbox, OutboxLockedError, outboxPath } from "../outbox/mod.ts";
+import { addSecret, getLogger } from "../logger.ts";
+import { type Outbox, outboxPath } from "../outbox/mod.ts";
 import { Heartbeat, RelayBus, RelayHttpClient } from "../relay/mod.ts";
 import type { AgentStatus } from "../types.ts";
 import { type Clock, errorText, systemClock } from "../util/mod.ts";
@@ -37,9 +36,13 @@ import { VERSION } from "../version.ts";
 import { Delivery } from "./delivery.ts";
 import { EventQueue } from "./event_queue.ts";
 import { applyHook } from "./hooks.ts";
+import { applySessionEvent } from "./session_events.ts";
 import { Inbox } from "./inbox.ts";
 import { ProviderSupervisor } from "./provider.ts";
+import { type BusCommandFrame, runCommand } from "./commands.ts";
+import { openOutbox, writeSecretFile } from "./files.ts";
 import { recallQueued } from "./recall.ts";
+import { readTokenFile } from "./token_file.ts";
 import { relaySend } from "./relay_send.ts";
 import { ReplyObligationCache } from "./reply_obligations.ts";
 import { RestartPolicy, type RestartPolicyOptions } from "./restart_policy.ts";
@@ -72,11 +75,28 @@ export interface RunnerDeps {
   obligationsIntervalMs?: number;
   /** The log file's path, for the runner-info file. */
   logFile?: string;
+  /**
+   * This run's id: the provider and everything it starts carry it (`AGENT_RELAY_RUN_ID`), so a
+   * later run can find what this one left. Default: a random UUID.
+   */
+  runId?: string;
+  /** The grants this run's sandbox holds, shown in `/status` (set by the launcher). */
+  sandbox?: SandboxGrants;
+}
+
+/** What a run may touch: the paths and hosts of its permission grants. */
+export interface SandboxGrants {
+  read: string[];
+  write: string[];
+  run: string[];
+  net: string[];
 }
 
 /** One agent's runner. `start()` it, then await `done` for the exit code. */
 export class Runner {
   readonly config: RunConfig;
+  /** This run's id (see {@linkcode RunnerDeps.runId}). */
+  readonly runId: string;
   readonly #deps: RunnerDeps;
   readonly #clock: Clock;
   readonly #startedAt: number;
@@ -116,10 +136,12 @@ export class Runner {
     const now = () => this.#clock.now();
     this.#startedAt = now();
     this.done = new Promise((resolve) => (this.#resolveDone = resolve));
-    addSecret(config.token);
+    this.runId = deps.runId ?? crypto.randomUUID();
+    const token = config.tokenFile ? readTokenFile(config.tokenFile) : config.token;
+    addSecret(token);
     this.#http = new RelayHttpClient({
       baseUrl: config.relayUrl,
-      ...(config.token ? { token: config.token } : {}),
+      ...(token ? { token } : {}),
       ...(deps.fetch ? { fetch: deps.fetch } : {}),
       onTokenChange: (token) => addSecret(token),
     });
@@ -172,8 +194,12 @@ export class Runner {
         AGENT_RELAY_RUNNER_PORT: String(this.#control!.port),
         AGENT_RELAY_RUNNER_SECRET: this.#control!.secret,
         AGENT_RELAY_AGENT_ID: config.agentId,
+        // Hooks send the secret only while this runner lives.
+        AGENT_RELAY_RUNNER_PID: String(Deno.pid),
+        AGENT_RELAY_RUN_ID: this.runId,
         // The relay token is the runner's, not the agent's.
         AGENT_RELAY_TOKEN: "",
+        AGENT_RELAY_TOKEN_FILE: "",
       }),
       resumeId: () => this.#resumeId,
       notes: firstPromptNotes(config.agentId, config.workspaceJson),
@@ -347,7 +373,7 @@ export class Runner {
         this.#inbox.fallBehind();
         this.#delivery.pollSoon(0);
       },
-      onAuthError: () => this.#http.renewToken().catch(() => {}),
+      onAuthError: () => this.#renewToken(),
       // While the bus is down nothing is pushed: poll the inbox instead, every 5 s.
       onStateChange: (state) => this.#delivery.busDown(state !== "open"),
       onFatal: (code, message) => {
@@ -355,6 +381,30 @@ export class Runner {
         void this.stop(1);
       },
     });
+  }
+
+  /**
+   * The relay refused the token: a token file may hold a new one (an orchestrator rotated it);
+   * else the relay is asked to renew it.
+   */
+  async #renewToken(): Promise<void> {
+    const file = this.config.tokenFile;
+    if (file) {
+      try {
+        const token = readTokenFile(file);
+        if (token !== this.#http.token) {
+          addSecret(token);
+          this.#http.setToken(token);
+          log.info("the relay refused the token: took the new one from the token file");
+          return;
+        }
+      } catch (error) {
+        log.warn(errorText(error));
+      }
+    }
+    await this.#http.renewToken().catch((error) =>
+      log.warn(`renewing the relay token failed: ${errorText(error)}`)
+    );
   }
 
   /** A crash's leftovers in the outbox: remembered, and a reply's mark-read queued if missing. */
@@ -459,6 +509,7 @@ export class Runner {
       lastDeliveryAt: this.#delivery.lastDeliveryAt,
       lastProviderEventAt: this.#lastProviderEventAt,
       sessionId: this.#sessionId,
+      sandbox: this.#deps.sandbox,
     }, this.#clock.now());
   }
 
@@ -471,116 +522,47 @@ export class Runner {
 
   #onSessionEvent(event: SessionEvent, at: number): void {
     this.#lastProviderEventAt = this.#clock.now();
-    switch (event.type) {
-      case "session-id":
-        this.#sessionId = event.id;
-        this.#resumeId = event.id;
+    applySessionEvent(event, at, {
+      events: this.#events,
+      delivery: this.#delivery,
+      now: () => this.#clock.now(),
+      session: (id) => {
+        this.#sessionId = id;
+        this.#resumeId = id;
         try {
-          saveSession(this.config.stateDir, this.config.provider, event.id);
+          saveSession(this.config.stateDir, this.config.provider, id);
         } catch (error) {
           log.warn(`saving the session id failed: ${errorText(error)}`);
         }
-        return;
-      case "consumed":
-        log.debug(`provider consumed message(s) ${event.messageIds.join(", ")}`);
-        return;
-      case "prompt":
-        this.#events.mirror("prompt", event.text, { at, extra: { origin: "provider" } });
-        return;
-      case "reasoning":
-        this.#events.mirror("reasoning", event.text, { at });
-        return;
-      case "step":
-        this.#events.mirror("step", event.text, {
-          at,
-          extra: { kind: event.kind, ...(event.tool ? { tool: event.tool } : {}) },
-        });
-        return;
-      case "response":
-        this.#delivery.respond(event.text, at, event.replyTo);
-        return;
-      case "insight":
-        this.#events.insight(event.signal, event.value, event.outcome);
-        return;
-      case "turn-end":
-        this.#onTurnEnd(event.ok, event.error, event.usage);
-        return;
-    }
-  }
-
-  #onTurnEnd(ok: boolean, error: string | undefined, usage: Usage | undefined): void {
-    this.#counters.turns++;
-    const now = this.#clock.now();
-    if (usage) {
-      addUsage(this.#usage, usage);
-      const figures = Object.entries(usage).filter(([, v]) => typeof v === "number");
-      if (figures.length > 0) {
-        const text = figures.map(([k, v]) => `${k} ${v}`).join(", ");
-        this.#events.mirror("usage", `Turn usage: ${text}`, { at: now, extra: { usage } });
-      }
-    }
-    if (!ok) {
-      this.#counters.failedTurns++;
-      this.#events.mirror("error", `The turn failed: ${error ?? "unknown error"}`, { at: now });
-    }
-    this.#delivery.endTurn(ok, error);
+      },
+      turnEnded: (ok, usage) => {
+        this.#counters.turns++;
+        if (!ok) this.#counters.failedTurns++;
+        if (usage) addUsage(this.#usage, usage);
+      },
+    });
   }
 
   // --- Bus commands -----------------------------------------------------------------------
 
-  async #onCommand(command: { type: string; [k: string]: unknown }): Promise<unknown> {
-    switch (command.type) {
-      case "interrupt":
+  #onCommand(command: BusCommandFrame): Promise<unknown> {
+    return runCommand(command, {
+      interrupt: async () => {
         // The turn fails for good (a failure reply), and an exit it causes is the runner's own.
         this.#delivery.interrupt();
         await this.#provider.interrupt();
-        return { interrupted: true };
-      case "restart":
-        log.info("restart requested over the bus");
-        await this.#provider.restart(() => {
+      },
+      restart: () =>
+        this.#provider.restart(() => {
           // The turn's messages go back in the queue first: the stop may end the turn.
           this.#delivery.failTurn("the provider was restarted", { cause: "restart" });
           this.#status.provider("starting");
           this.#recomputeStatus();
-        });
-        return { restarted: true };
-      case "exit":
-        log.info("exit requested over the bus: leaving the relay once the outbox is flushed");
+        }),
+      exit: () => {
         this.#leaveOnStop = true;
         this.#clock.setTimeout(() => void this.stop(0), 0);
-        return { exiting: true };
-      case "set-log-level": {
-        const level = parseLogLevel(
-          typeof command["level"] === "string" ? command["level"] : undefined,
-        );
-        if (!level) throw new Error(`level ${JSON.stringify(command["level"])} is not a log level`);
-        return { level, previous: setLogLevel(level) };
-      }
-      default:
-        throw new Error(`unknown command ${JSON.stringify(command.type)}`);
-    }
+      },
+    });
   }
-}
-
-/** Opens the outbox, with an error that names the file and a likely cause. */
-function openOutbox(config: RunConfig, send: ReturnType<typeof relaySend>): Outbox {
-  const path = outboxPath(config.outboxDir);
-  try {
-    return new Outbox({ path, agentId: config.agentId, send });
-  } catch (error) {
-    const text = errorText(error);
-    if (error instanceof OutboxLockedError || text.includes(path)) throw error;
-    const hint = /disk I\/O error|disk is full|SQLITE_FULL|SQLITE_IOERR/i.test(text)
-      ? " (is the disk full, or the filesystem read-only?)"
-      : "";
-    throw new Error(`Opening the outbox ${path} failed: ${text}${hint}`, { cause: error });
-  }
-}
-
-/** Writes the control secret, readable by its owner only, for operators' `/status` calls. */
-async function writeSecretFile(path: string, secret: string): Promise<void> {
-  const tmp = `${path}.${Deno.pid}.tmp`;
-  await Deno.writeTextFile(tmp, secret + "\n", { mode: 0o600 });
-  await Deno.chmod(tmp, 0o600);
-  await Deno.rename(tmp, path);
 }

@@ -91,6 +91,8 @@ export interface StatusParts {
   lastDeliveryAt: number | undefined;
   lastProviderEventAt: number | undefined;
   sessionId: string | undefined;
+  /** The sandbox's grants, when the launcher said. */
+  sandbox: { read: string[]; write: string[]; run: string[]; net: string[] } | undefined;
 }
 
 /** The `/status` object, ages taken at `now`. */
@@ -118,6 +120,7 @@ export function statusSnapshot(parts: StatusParts, now: number): StatusSnapshot 
     lastDeliveryAgeMs: age(parts.lastDeliveryAt),
     lastProviderEventAgeMs: age(parts.lastProviderEventAt),
     sessionId: parts.sessionId ?? null,
+    ...(parts.sandbox ? { sandbox: parts.sandbox } : {}),
   };
 }
 

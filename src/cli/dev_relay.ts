@@ -1,13 +1,13 @@
 /**
  * `agent-relay-runner dev-relay [--port 8787] [--db FILE] [--token T] [--permission allow|deny]`:
  * runs the reference relay on 127.0.0.1 until SIGINT or SIGTERM, printing its URL on stdout
- * and one readable line per request on stderr.
+ * and one readable line per request on stderr, every control character escapeText-escaped.
  *
  * @module
  */
 import { type Env, parseFlags, parsePort, UsageError } from "../config/mod.ts";
 import { type DevRelay, startDevRelay } from "../dev_relay/mod.ts";
-import { errorText } from "../util/mod.ts";
+import { errorText, escapeText } from "../util/mod.ts";
 
 /** Options of {@linkcode devRelayCommand} (tests). */
 export interface DevRelayCommandOptions {
@@ -59,7 +59,10 @@ export async function devRelayCommand(
   options: DevRelayCommandOptions = {},
 ): Promise<number> {
   const out = options.stdout ?? writer(Deno.stdout);
-  const err = options.stderr ?? writer(Deno.stderr);
+  const rawErr = options.stderr ?? writer(Deno.stderr);
+  // Everything on stderr is one line with no control character raw (a request's path, an
+  // agent id or a file name could carry a terminal escape).
+  const err = (line: string) => rawErr(escapeText(line));
   let port: number;
   let token: string;
   let dbPath: string | undefined;

@@ -2,18 +2,21 @@
  * `agent-relay-runner send --relay URL --to AGENT [--from user] [--token T]
  * [--wait-reply SECONDS] TEXT`: posts a `chat` message to an agent through the relay and
  * prints it as one JSON line; with `--wait-reply` it then waits for the message that answers
- * it (`replyTo` = its id), prints that too, and marks it read.
+ * it (`replyTo` = its id), prints that too, and marks it read. While it waits, each receipt
+ * the relay holds for the message (`received`, `handed`, `answered`, `failed`) is shown on
+ * stderr as it appears, one line each (`receipt: handed (alice)`).
  *
  * The relay URL may also come from `AGENT_RELAY_URL`, the token from `AGENT_RELAY_TOKEN`
  * (default `dev`, the reference relay's). Exit codes: 0 sent (and answered), 1 the relay
- * failed or no reply came in time, 2 bad usage.
+ * failed, no reply came in time, or the reply is a failure reply (`payload: {status:
+ * "failed", error}`: its error goes to stderr), 2 bad usage.
  *
  * @module
  */
 import { type Env, parseFlags, parseRelayUrl, UsageError } from "../config/mod.ts";
-import { RelayError, RelayHttpClient } from "../relay/mod.ts";
+import { type Receipt, RelayError, RelayHttpClient } from "../relay/mod.ts";
 import type { Message } from "../types.ts";
-import { type Clock, errorText, systemClock } from "../util/mod.ts";
+import { type Clock, errorText, escapeText, systemClock } from "../util/mod.ts";
 
 /** Options of {@linkcode sendCommand} (tests). */
 export interface SendCommandOptions {
@@ -48,7 +51,8 @@ Options:
   --to AGENT             the recipient
   --from ID              the sender (default "user")
   --token T              bearer token (default AGENT_RELAY_TOKEN, else "dev")
-  --wait-reply SECONDS   wait this long for the reply and print it too
+  --wait-reply SECONDS   wait this long for the reply and print it too, showing the
+                         message's receipts on stderr meanwhile; a failure reply exits 1
   -h, --help             this text`;
 
 function writer(stream: { writeSync(p: Uint8Array): number }): (line: string) => void {
@@ -119,6 +123,48 @@ function sleep(clock: Clock, ms: number, signal: AbortSignal | undefined): Promi
   });
 }
 
+/** The error of a failure reply (`payload: {status: "failed", error}`), if it is one. */
+export function failureOf(reply: Message): string | undefined {
+  const payload = reply.payload;
+  if (typeof payload !== "object" || payload === null || Array.isArray(payload)) return undefined;
+  const p = payload as Record<string, unknown>;
+  if (p["status"] !== "failed") return undefined;
+  return typeof p["error"] === "string" && p["error"].trim() !== ""
+    ? p["error"]
+    : "the agent reported a failure without saying why";
+}
+
+/** Shows each receipt once, in the relay's order; stops asking a relay that has none. */
+class ReceiptWatch {
+  #seen = new Set<string>();
+  #supported = true;
+  constructor(
+    private client: RelayHttpClient,
+    private messageId: number,
+    private err: (line: string) => void,
+  ) {}
+
+  async check(signal: AbortSignal | undefined): Promise<void> {
+    if (!this.#supported) return;
+    let receipts: Receipt[];
+    try {
+      receipts = await this.client.receipts(this.messageId, signal ? { signal } : {});
+    } catch (error) {
+      // A relay without receipts answers 404 or 405; anything else: try again next poll.
+      if (error instanceof RelayError && (error.status === 404 || error.status === 405)) {
+        this.#supported = false;
+      }
+      return;
+    }
+    for (const r of receipts) {
+      const key = `${r.agentId}\u0000${r.state}`;
+      if (this.#seen.has(key)) continue;
+      this.#seen.add(key);
+      this.err(escapeText(`receipt: ${r.state} (${r.agentId})${r.detail ? `: ${r.detail}` : ""}`));
+    }
+  }
+}
+
 /** Runs `send`; resolves with the exit code. */
 export async function sendCommand(
   args: string[],
@@ -164,17 +210,23 @@ export async function sendCommand(
   if (waitSeconds === undefined) return 0;
 
   const deadline = clock.now() + waitSeconds * 1000;
+  const watch = new ReceiptWatch(client, sent.id, err);
   let lastError: string | undefined;
   while (!options.signal?.aborted) {
     try {
+      await watch.check(options.signal);
       const unread = await client.pollUnread(from, call);
       const reply = unread.find((m) => m.replyTo === sent.id && m.from === to);
       if (reply) {
+        await watch.check(options.signal);
         out(JSON.stringify(reply));
         await client.markRead(reply.id, from, call).catch((error) => {
           err(`send: could not mark reply #${reply.id} read: ${errorText(error)}`);
         });
-        return 0;
+        const failure = failureOf(reply);
+        if (failure === undefined) return 0;
+        err(escapeText(`send: ${to} failed to answer message #${sent.id}: ${failure}`));
+        return 1;
       }
     } catch (error) {
       if (error instanceof RelayError && (error.kind === "permanent" || error.kind === "auth")) {

@@ -6,14 +6,22 @@
  * @module
  */
 import { agentRoutes, renewRoute } from "./api_agents.ts";
+import { batchRoute } from "./api_batch.ts";
 import { messageRoutes } from "./api_messages.ts";
+import { receiptRoutes } from "./api_receipts.ts";
 import { reportRoutes } from "./api_reports.ts";
 import { authorize } from "./auth.ts";
 import type { RelayContext, Route, RouteCall } from "./context.ts";
 import { HttpError, json, notAllowed } from "./http.ts";
 
 /** The routes that need a valid bearer token, tried in order. */
-const AUTHORIZED: readonly Route[] = [messageRoutes, reportRoutes, agentRoutes];
+const AUTHORIZED: readonly Route[] = [
+  messageRoutes,
+  receiptRoutes,
+  batchRoute,
+  reportRoutes,
+  agentRoutes,
+];
 
 /** Answers a request whose path starts with `/api/`. */
 export async function api(ctx: RelayContext, call: RouteCall): Promise<Response> {

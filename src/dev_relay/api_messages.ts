@@ -1,14 +1,15 @@
 /**
  * The reference relay's message routes: `POST /api/messages` (send, idempotent by key),
- * `GET /api/messages?for=ID` (the inbox) and `POST /api/messages/:id/read`.
+ * `GET /api/messages?for=ID` (the inbox) and `POST /api/messages/:id/read`; the send and the
+ * read mark also as {@linkcode applySend} and {@linkcode applyMarkRead} for the batch.
  *
  * @module
  */
-import type { RelayContext, RouteCall } from "./context.ts";
+import { answer, type Applied, type RelayContext, type RouteCall } from "./context.ts";
 import {
-  decode,
   HttpError,
   json,
+  messageIdParam,
   notAllowed,
   readJson,
   record,
@@ -26,28 +27,33 @@ export async function messageRoutes(
 ): Promise<Response | undefined> {
   const { path, request } = call;
   if (path === "/api/messages") {
-    if (request.method === "POST") return await send(ctx, call);
+    if (request.method === "POST") {
+      return answer(ctx, call, applySend(ctx, await readJson(request)));
+    }
     if (request.method === "GET") return inbox(ctx, call);
     return notAllowed("GET, POST");
   }
   const m = /^\/api\/messages\/([^/]+)\/read$/.exec(path);
   if (m) {
     if (request.method !== "POST") return notAllowed("POST");
-    const idText = decode(m[1] ?? "");
-    const id = Number(idText);
-    if (!/^\d+$/.test(idText)) throw new HttpError(400, `message id "${idText}" is not a number`);
-    const body = record(await readJson(request), "the body");
-    const agentId = requiredText(body, "agentId");
-    if (!ctx.store.getMessage(id)) throw new HttpError(404, `message ${id} does not exist`);
-    ctx.store.markRead(id, agentId);
-    call.note(`#${id} read by ${agentId}`);
-    return json(200, { ok: true });
+    const id = messageIdParam(m[1] ?? "");
+    return answer(ctx, call, applyMarkRead(ctx, id, await readJson(request)));
   }
   return undefined;
 }
 
-async function send(ctx: RelayContext, call: RouteCall): Promise<Response> {
-  const body = record(await readJson(call.request), "the message");
+/** `POST /api/messages/:id/read` with its body: 404 for a message the relay does not have. */
+export function applyMarkRead(ctx: RelayContext, id: number, value: unknown): Applied {
+  const body = record(value, "the body");
+  const agentId = requiredText(body, "agentId");
+  if (!ctx.store.getMessage(id)) throw new HttpError(404, `message ${id} does not exist`);
+  ctx.store.markRead(id, agentId);
+  return { status: 200, body: { ok: true }, note: `#${id} read by ${agentId}` };
+}
+
+/** `POST /api/messages` with its body: 201 stored, 200 the original of a repeated key. */
+export function applySend(ctx: RelayContext, value: unknown): Applied {
+  const body = record(value, "the message");
   const input: NewMessage = {
     from: requiredText(body, "from"),
     to: requiredText(body, "to"),
@@ -71,13 +77,15 @@ async function send(ctx: RelayContext, call: RouteCall): Promise<Response> {
   const key = text(body, "idempotencyKey", { optional: true, max: 256 });
   if (key !== undefined) input.idempotencyKey = key;
   const { message, created } = ctx.store.addMessage(input);
-  call.note(
-    `#${message.id} ${message.from} -> ${message.to} ${message.kind}` +
-      `${message.replyTo ? ` reply to #${message.replyTo}` : ""} ${snippet(message.body)}` +
-      (created ? "" : " (duplicate key: original returned)"),
-  );
-  if (created) ctx.hub.fanOut(message);
-  return json(created ? 201 : 200, { message });
+  const note = `#${message.id} ${message.from} -> ${message.to} ${message.kind}` +
+    `${message.replyTo ? ` reply to #${message.replyTo}` : ""} ${snippet(message.body)}` +
+    (created ? "" : " (duplicate key: original returned)");
+  return {
+    status: created ? 201 : 200,
+    body: { message },
+    note,
+    ...(created ? { fanOut: message } : {}),
+  };
 }
 
 function inbox(ctx: RelayContext, call: RouteCall): Response {

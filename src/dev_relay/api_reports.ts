@@ -1,14 +1,14 @@
 /**
  * The reference relay's report routes: `POST /api/insights` (idempotent by key; 409 under the
- * `insights409` fault) and `POST /api/tasks/:id/status`.
+ * `insights409` fault) and `POST /api/tasks/:id/status`; both also as
+ * {@linkcode applyInsight} and {@linkcode applyTaskStatus} for the batch.
  *
  * @module
  */
-import type { RelayContext, RouteCall } from "./context.ts";
+import { answer, type Applied, type RelayContext, type RouteCall } from "./context.ts";
 import {
   decode,
   HttpError,
-  json,
   notAllowed,
   readJson,
   record,
@@ -26,13 +26,18 @@ export async function reportRoutes(
 ): Promise<Response | undefined> {
   if (call.path === "/api/insights") {
     if (call.request.method !== "POST") return notAllowed("POST");
-    return await insight(ctx, call);
+    return answer(ctx, call, applyInsight(ctx, await readJson(call.request)));
   }
   const m = /^\/api\/tasks\/([^/]+)\/status$/.exec(call.path);
   if (!m) return undefined;
   if (call.request.method !== "POST") return notAllowed("POST");
   const taskId = decode(m[1] ?? "");
-  const body = record(await readJson(call.request), "the task status");
+  return answer(ctx, call, applyTaskStatus(ctx, taskId, await readJson(call.request)));
+}
+
+/** `POST /api/tasks/:taskId/status` with its body. */
+export function applyTaskStatus(ctx: RelayContext, taskId: string, value: unknown): Applied {
+  const body = record(value, "the task status");
   const status = requiredText(body, "status");
   if (!TASK_STATUSES.includes(status)) {
     throw new HttpError(400, `field "status" must be in_progress, done or failed, not "${status}"`);
@@ -44,15 +49,15 @@ export async function reportRoutes(
     agentId,
     ...(body["metadata"] !== undefined ? { metadata: body["metadata"] } : {}),
   });
-  call.note(`task ${taskId} ${status} by ${agentId}`);
-  return json(200, { ok: true });
+  return { status: 200, body: { ok: true }, note: `task ${taskId} ${status} by ${agentId}` };
 }
 
-async function insight(ctx: RelayContext, call: RouteCall): Promise<Response> {
+/** `POST /api/insights` with its body: 201 stored, 200 the original of a repeated key. */
+export function applyInsight(ctx: RelayContext, value: unknown): Applied {
   if (ctx.switches.faults.insights409) {
     throw new HttpError(409, "insights are turned off on this relay");
   }
-  const body = record(await readJson(call.request), "the insight");
+  const body = record(value, "the insight");
   if (body["value"] === undefined) throw new HttpError(400, `field "value" is required`);
   const occurredAt = time(body, "occurredAt");
   if (occurredAt === undefined) throw new HttpError(400, `field "occurredAt" is required`);
@@ -68,6 +73,9 @@ async function insight(ctx: RelayContext, call: RouteCall): Promise<Response> {
     occurredAt,
     ...(key !== undefined ? { idempotencyKey: key } : {}),
   });
-  call.note(`${insight.signal} from ${insight.agentId}${created ? "" : " (duplicate key)"}`);
-  return json(created ? 201 : 200, { insight });
+  return {
+    status: created ? 201 : 200,
+    body: { insight },
+    note: `${insight.signal} from ${insight.agentId}${created ? "" : " (duplicate key)"}`,
+  };
 }

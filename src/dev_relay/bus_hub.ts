@@ -7,7 +7,7 @@
  */
 import { getLogger } from "../logger.ts";
 import { AGENT_STATUSES, type AgentStatus, type BusCommand, type Message } from "../types.ts";
-import type { Clock, TimerId } from "../util/mod.ts";
+import { type Clock, escapeText, type TimerId } from "../util/mod.ts";
 import type { RelayStore } from "./store.ts";
 
 const log = getLogger("dev-relay");
@@ -97,8 +97,9 @@ export class BusHub {
   }
 
   #trace(line: string): void {
-    log.info(line);
-    this.#o.trace?.(line);
+    const safe = escapeText(line);
+    log.info(safe);
+    this.#o.trace?.(safe);
   }
 
   /** Upgrades an authorized request to a bus connection. */

@@ -1,10 +1,13 @@
 /**
- * What the reference relay's route handlers share, and the shape of a route.
+ * What the reference relay's route handlers share, the shape of a route, and a write's outcome
+ * ({@linkcode Applied}) that a single call answers and a batch collects.
  *
  * @module
  */
+import type { Message } from "../types.ts";
 import type { Clock } from "../util/mod.ts";
 import type { BusHub } from "./bus_hub.ts";
+import { json } from "./http.ts";
 import type { RelayStore } from "./store.ts";
 import type { Switchboard } from "./switchboard.ts";
 import type { DevRelayAdmin } from "./types.ts";
@@ -42,3 +45,22 @@ export type Route = (
   ctx: RelayContext,
   call: RouteCall,
 ) => Response | undefined | Promise<Response | undefined>;
+
+/**
+ * What a write did, before it becomes a response: a single route answers it at once, a batch
+ * collects its status. `fanOut` is a new message to push on the bus once it is committed.
+ */
+export interface Applied {
+  status: number;
+  body: unknown;
+  /** The trace line's detail. */
+  note: string;
+  fanOut?: Message;
+}
+
+/** Answers a single call with what it did: the trace note, the bus push, the JSON. */
+export function answer(ctx: RelayContext, call: RouteCall, applied: Applied): Response {
+  call.note(applied.note);
+  if (applied.fanOut) ctx.hub.fanOut(applied.fanOut);
+  return json(applied.status, applied.body);
+}

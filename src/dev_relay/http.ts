@@ -8,6 +8,18 @@
 /** The largest request body the relay reads, in bytes. */
 export const MAX_BODY = 1024 * 1024;
 
+/** The largest `POST /api/batch` body, in bytes. */
+export const MAX_BATCH_BODY = 4 * 1024 * 1024;
+
+/** A message id in a path: a 400 unless it is a positive whole number. */
+export function messageIdParam(segment: string): number {
+  const text = decode(segment);
+  if (!/^\d{1,15}$/.test(text) || Number(text) < 1) {
+    throw new HttpError(400, `message id "${text}" is not a number`);
+  }
+  return Number(text);
+}
+
 /** Thrown by a handler to answer `status` with `{ error: message }`. */
 export class HttpError extends Error {
   constructor(readonly status: number, message: string) {
@@ -85,15 +97,51 @@ export function time(body: Record<string, unknown>, key: string): number | undef
   throw new HttpError(400, `field "${key}" must be epoch milliseconds or an ISO-8601 time`);
 }
 
-/** The body as JSON (an empty body is `{}`): 413 over {@linkcode MAX_BODY}, 400 if not JSON. */
-export async function readJson(request: Request): Promise<unknown> {
+/**
+ * The body's bytes, counted as they stream in: a 413 as soon as they pass `limit` (the rest is
+ * cancelled unread), and at once for a `content-length` over it.
+ */
+export async function readBody(request: Request, limit = MAX_BODY): Promise<Uint8Array> {
+  const tooLarge = () => new HttpError(413, `the body is larger than ${limit} bytes`);
   const length = Number(request.headers.get("content-length") ?? "0");
-  if (length > MAX_BODY) throw new HttpError(413, `the body is larger than ${MAX_BODY} bytes`);
-  const bytes = new Uint8Array(await request.arrayBuffer());
-  if (bytes.length > MAX_BODY) {
-    throw new HttpError(413, `the body is larger than ${MAX_BODY} bytes`);
+  if (length > limit) {
+    await request.body?.cancel().catch(() => {});
+    throw tooLarge();
   }
-  const raw = new TextDecoder().decode(bytes);
+  if (!request.body) return new Uint8Array();
+  const reader = request.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  try {
+    while (true) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      total += value.length;
+      if (total > limit) {
+        chunks.length = 0;
+        await reader.cancel().catch(() => {});
+        throw tooLarge();
+      }
+      chunks.push(value);
+    }
+  } finally {
+    reader.releaseLock();
+  }
+  const bytes = new Uint8Array(total);
+  let at = 0;
+  for (const chunk of chunks) {
+    bytes.set(chunk, at);
+    at += chunk.length;
+  }
+  return bytes;
+}
+
+/**
+ * The body as JSON (an empty body is `{}`): 413 past `limit` bytes (default
+ * {@linkcode MAX_BODY}), read no further; 400 if not JSON.
+ */
+export async function readJson(request: Request, limit = MAX_BODY): Promise<unknown> {
+  const raw = new TextDecoder().decode(await readBody(request, limit));
   if (raw.trim() === "") return {};
   try {
     return JSON.parse(raw);

@@ -10,13 +10,13 @@
  * - `/admin/*` needs the root token, whatever its expiry, and is never faulted.
  * - `GET /health` needs nothing.
  *
- * This file wires the parts together and writes one trace line per request; the routes live
- * in api*.ts and admin_http.ts.
+ * This file wires the parts together and writes one trace line per request (every control
+ * character escaped); the routes live in api*.ts and admin_http.ts.
  *
  * @module
  */
 import { getLogger } from "../logger.ts";
-import { errorText, systemClock } from "../util/mod.ts";
+import { errorText, escapeText, systemClock } from "../util/mod.ts";
 import { createAdmin } from "./admin.ts";
 import { adminHttp } from "./admin_http.ts";
 import { api } from "./api.ts";
@@ -40,9 +40,11 @@ export async function startDevRelay(options: DevRelayOptions = {}): Promise<DevR
   const clock = options.clock ?? systemClock;
   const now = options.now ?? (() => clock.now());
   const tokenTtlMs = options.tokenTtlMs ?? 60 * 60 * 1000;
+  // Trace lines quote agent ids, paths and bodies: no control character gets out raw.
   const trace = (line: string) => {
-    log.info(line);
-    options.trace?.(line);
+    const safe = escapeText(line);
+    log.info(safe);
+    options.trace?.(safe);
   };
   const store = new RelayStore(options.dbPath ?? ":memory:", { now });
   store.setRootToken(rootToken);
@@ -102,7 +104,7 @@ export async function startDevRelay(options: DevRelayOptions = {}): Promise<DevR
         response = json(error.status, { error: error.message });
       } else {
         const message = errorText(error);
-        log.error(`${request.method} ${path} failed: ${message}`);
+        log.error(escapeText(`${request.method} ${path} failed: ${message}`));
         detail = `internal error: ${message}`;
         response = json(500, { error: "internal error" });
       }

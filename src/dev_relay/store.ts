@@ -1,10 +1,11 @@
 /**
  * The reference relay's storage on `node:sqlite`: messages (with idempotency keys and
  * per-agent read marks), reply obligations, insights, task statuses, heartbeats, bus status
- * frames, permission requests, departures and bearer tokens (stored as SHA-256 hashes).
+ * frames, permission requests, departures, receipts and bearer tokens (stored as SHA-256 hashes).
  *
- * Every write is one synchronous statement (or a short transaction), so concurrent requests
- * cannot interleave inside an idempotency check.
+ * Every write is one synchronous statement (or a short savepoint), so concurrent requests
+ * cannot interleave inside an idempotency check; {@linkcode RelayStore.transaction} runs many
+ * writes (a batch) in one transaction.
  *
  * @module
  */
@@ -17,6 +18,7 @@ import {
   messageOf,
   num,
   obligationOf,
+  receiptOf,
   type Row,
   str,
   unjson,
@@ -30,6 +32,7 @@ import type {
   StoredInsight,
   StoredObligation,
   StoredPermissionRequest,
+  StoredReceipt,
   StoredStatus,
   StoredTaskStatus,
   TokenCheck,
@@ -59,6 +62,19 @@ export class RelayStore {
 
   close(): void {
     this.#db.close();
+  }
+
+  /** Runs `work` in one transaction: committed when it returns, rolled back when it throws. */
+  transaction<T>(work: () => T): T {
+    this.#db.exec("BEGIN IMMEDIATE");
+    try {
+      const result = work();
+      this.#db.exec("COMMIT");
+      return result;
+    } catch (error) {
+      this.#db.exec("ROLLBACK");
+      throw error;
+    }
   }
 
   // -- tokens --------------------------------------------------------------------------------
@@ -111,7 +127,8 @@ export class RelayStore {
       if (existing) return { message: messageOf(existing), created: false };
     }
     const createdAt = this.#iso();
-    this.#db.exec("BEGIN IMMEDIATE");
+    // A savepoint, not BEGIN: it also nests inside a batch's transaction.
+    this.#db.exec("SAVEPOINT add_message");
     try {
       const { lastInsertRowid } = this.#db.prepare(
         `INSERT INTO messages
@@ -142,11 +159,12 @@ export class RelayStore {
            WHERE message_id = ? AND agent_id = ? AND cleared_by IS NULL`,
         ).run(id, createdAt, input.replyTo, input.from);
       }
-      this.#db.exec("COMMIT");
+      this.#db.exec("RELEASE add_message");
       const row = this.#db.prepare("SELECT * FROM messages WHERE id = ?").get(id) as Row;
       return { message: messageOf(row), created: true };
     } catch (error) {
-      this.#db.exec("ROLLBACK");
+      this.#db.exec("ROLLBACK TO add_message");
+      this.#db.exec("RELEASE add_message");
       throw error;
     }
   }
@@ -182,6 +200,40 @@ export class RelayStore {
     this.#db.prepare(
       "INSERT OR IGNORE INTO message_reads (message_id, agent_id, read_at) VALUES (?, ?, ?)",
     ).run(messageId, agentId, this.#iso());
+  }
+
+  /**
+   * Stores a receipt, or finds the one already stored for the same message, agent and state
+   * (the first one stays).
+   */
+  addReceipt(
+    input: Omit<StoredReceipt, "createdAt">,
+  ): { receipt: StoredReceipt; created: boolean } {
+    const find = () =>
+      this.#db.prepare(
+        "SELECT * FROM receipts WHERE message_id = ? AND agent_id = ? AND state = ?",
+      ).get(input.messageId, input.agentId, input.state) as Row | undefined;
+    const existing = find();
+    if (existing) return { receipt: receiptOf(existing), created: false };
+    this.#db.prepare(
+      `INSERT INTO receipts (message_id, agent_id, state, at, detail, created_at)
+       VALUES (?, ?, ?, ?, ?, ?)`,
+    ).run(
+      input.messageId,
+      input.agentId,
+      input.state,
+      input.at,
+      input.detail ?? null,
+      this.#iso(),
+    );
+    return { receipt: receiptOf(find() as Row), created: true };
+  }
+
+  /** A message's receipts, in the order they were stored. */
+  receiptsFor(messageId: number): StoredReceipt[] {
+    return (this.#db.prepare("SELECT * FROM receipts WHERE message_id = ? ORDER BY id").all(
+      messageId,
+    ) as Row[]).map(receiptOf);
   }
 
   /** The open reply obligations of `agentId`, oldest first. */
@@ -287,6 +339,7 @@ export class RelayStore {
         `SELECT o.*, m.body FROM obligations o JOIN messages m ON m.id = o.message_id
          ORDER BY o.message_id`,
       ).map(obligationOf),
+      receipts: all("SELECT * FROM receipts ORDER BY id").map(receiptOf),
       insights: all("SELECT * FROM insights ORDER BY id").map(insightOf),
       taskStatuses: all("SELECT * FROM task_statuses ORDER BY id").map((r) => {
         const out: StoredTaskStatus = {

@@ -4,7 +4,7 @@
  * @module
  */
 import type { Message } from "../types.ts";
-import type { StoredInsight, StoredObligation } from "./store_types.ts";
+import type { StoredInsight, StoredObligation, StoredReceipt } from "./store_types.ts";
 
 /** A row as `node:sqlite` returns it. */
 export type Row = Record<string, unknown>;
@@ -85,5 +85,18 @@ export function insightOf(row: Row): StoredInsight {
   if (typeof row["idempotency_key"] === "string") out.idempotencyKey = row["idempotency_key"];
   const outcome = unjson(row["outcome"]);
   if (outcome !== undefined && outcome !== null) out.outcome = outcome;
+  return out;
+}
+
+/** A `receipts` row as a stored receipt. */
+export function receiptOf(row: Row): StoredReceipt {
+  const out: StoredReceipt = {
+    messageId: num(row, "message_id"),
+    agentId: str(row, "agent_id"),
+    state: str(row, "state") as StoredReceipt["state"],
+    at: num(row, "at"),
+    createdAt: str(row, "created_at"),
+  };
+  if (typeof row["detail"] === "string") out.detail = row["detail"];
   return out;
 }

@@ -35,6 +35,16 @@ CREATE TABLE IF NOT EXISTS obligations (
   cleared_at TEXT
 );
 CREATE INDEX IF NOT EXISTS obligations_agent ON obligations (agent_id, cleared_by);
+CREATE TABLE IF NOT EXISTS receipts (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  message_id INTEGER NOT NULL,
+  agent_id TEXT NOT NULL,
+  state TEXT NOT NULL,
+  at INTEGER NOT NULL,
+  detail TEXT,
+  created_at TEXT NOT NULL,
+  UNIQUE (message_id, agent_id, state)
+);
 CREATE TABLE IF NOT EXISTS insights (
   id INTEGER PRIMARY KEY AUTOINCREMENT,
   idempotency_key TEXT UNIQUE,

@@ -79,6 +79,18 @@ export interface StoredRead {
   readAt: string;
 }
 
+/** A receipt: how far an agent got with a message. */
+export interface StoredReceipt {
+  messageId: number;
+  agentId: string;
+  state: "received" | "handed" | "answered" | "failed";
+  /** Epoch milliseconds of the step, as the agent said. */
+  at: number;
+  detail?: string;
+  /** ISO-8601: when the relay stored it. */
+  createdAt: string;
+}
+
 /** A `DELETE /api/agents/:id`. */
 export interface StoredDeparture {
   agentId: string;
@@ -90,6 +102,7 @@ export interface DevRelayState {
   messages: Message[];
   reads: StoredRead[];
   obligations: StoredObligation[];
+  receipts: StoredReceipt[];
   insights: StoredInsight[];
   taskStatuses: StoredTaskStatus[];
   heartbeats: StoredHeartbeat[];

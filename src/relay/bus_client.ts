@@ -15,12 +15,21 @@
  *   `command.result`. `error` frames are classified by {@linkcode classifyBusError}: auth →
  *   `onAuthError` (renew the token) and reconnect; fatal → the bus closes and `onFatal` runs.
  *   A handshake refused with 401/403 is treated like an auth error frame.
+ * - A frame over `maxFrameBytes` (default 1 MiB, the client's answer limit) is dropped with
+ *   one log line: the catch-up poll finds its message.
  *
  * @module
  */
 import { getLogger, type Logger } from "../logger.ts";
 import type { AgentStatus, BusCommand, Message } from "../types.ts";
-import { backoffDelay, type Clock, errorText, systemClock, type TimerId } from "../util/mod.ts";
+import {
+  backoffDelay,
+  type Clock,
+  errorText,
+  escapeText,
+  systemClock,
+  type TimerId,
+} from "../util/mod.ts";
 import { busUrl, classifyBusError } from "./bus_protocol.ts";
 import { parseMessage } from "./wire.ts";
 
@@ -58,6 +67,8 @@ export interface RelayBusOptions {
   pingIntervalMs?: number;
   /** Drop the connection when no frame answers a ping within this, milliseconds. Default 10 000. */
   pingTimeoutMs?: number;
+  /** A frame larger than this many bytes (UTF-8) is dropped. Default 1 MiB. */
+  maxFrameBytes?: number;
   /** Random numbers in [0, 1) for the jitter. Default `Math.random`. */
   random?: () => number;
   /** Time and timers (backoff, health, pings). Default the system clock. */
@@ -424,11 +435,18 @@ export class RelayBus {
       this.#log.warn("bus frame ignored: not text");
       return;
     }
+    const limit = this.#o.maxFrameBytes ?? 1024 * 1024;
+    if (overBytes(data, limit)) {
+      this.#log.warn(
+        `bus frame dropped: more than ${limit} bytes (the next poll finds its message)`,
+      );
+      return;
+    }
     let frame: unknown;
     try {
       frame = JSON.parse(data);
     } catch {
-      this.#log.warn(`bus frame ignored: not JSON: ${data.slice(0, 120)}`);
+      this.#log.warn(`bus frame ignored: not JSON: ${escapeText(data.slice(0, 120))}`);
       return;
     }
     if (typeof frame !== "object" || frame === null || Array.isArray(frame)) {
@@ -454,7 +472,9 @@ export class RelayBus {
     const message = parseMessage(raw);
     if (!message) {
       this.#log.warn(
-        `bus message.new ignored: malformed message ${JSON.stringify(raw)?.slice(0, 200)}`,
+        `bus message.new ignored: malformed message ${
+          escapeText(String(JSON.stringify(raw)).slice(0, 200))
+        }`,
       );
       return;
     }
@@ -528,4 +548,18 @@ function closeQuietly(ws: WebSocket, code: number, reason: string): void {
   } catch {
     // Already closing.
   }
+}
+
+/** Whether `text` is more than `limit` bytes as UTF-8, without encoding it. */
+function overBytes(text: string, limit: number): boolean {
+  if (text.length > limit) return true;
+  if (text.length * 3 <= limit) return false;
+  let bytes = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    bytes += c < 0x80 ? 1 : c < 0x800 ? 2 : c >= 0xd800 && c <= 0xdbff ? 4 : 3;
+    if (c >= 0xd800 && c <= 0xdbff) i++;
+    if (bytes > limit) return true;
+  }
+  return false;
 }

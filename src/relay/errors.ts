@@ -75,3 +75,53 @@ export function scrub(text: string, secret: string | undefined): string {
   if (!secret) return text;
   return text.split(secret).join("[redacted]");
 }
+
+/** What a message page over the byte limit still told about its first message. */
+export interface OversizedFirst {
+  id: number;
+  from: string;
+}
+
+/** Options of {@linkcode OversizedAnswerError}. */
+export interface OversizedAnswerOptions {
+  /** The byte limit the answer passed. */
+  limit: number;
+  /** The HTTP status of the answer. */
+  status?: number;
+  /** For a message page: the first message's id and sender, when its first bytes held them. */
+  first?: OversizedFirst;
+}
+
+/**
+ * A relay answer larger than the client's byte limit: its body was cancelled unread past the
+ * limit. `transient`: a page of many messages fits with a smaller `limit`; a single message too
+ * large to read is named by `first`, so the caller can mark it read and answer it.
+ */
+export class OversizedAnswerError extends RelayError {
+  override name = "OversizedAnswerError";
+  /** The byte limit the answer passed. */
+  readonly limit: number;
+  /** For a message page: the first message's id and sender, when they could be read. */
+  readonly first?: OversizedFirst;
+
+  constructor(message: string, options: OversizedAnswerOptions) {
+    super(message, {
+      kind: "transient",
+      ...(options.status !== undefined ? { status: options.status } : {}),
+    });
+    this.limit = options.limit;
+    if (options.first) this.first = { ...options.first };
+  }
+}
+
+/**
+ * `POST /api/batch` answered 404 or 405: the relay has no batch endpoint. Send one call per
+ * event instead, and remember that for the run.
+ */
+export class BatchUnsupportedError extends RelayError {
+  override name = "BatchUnsupportedError";
+
+  constructor(message: string, status: number) {
+    super(message, { kind: "permanent", status });
+  }
+}

@@ -7,6 +7,10 @@
  * auth failure (401/403) it renews once and retries the call once. Concurrent calls share one
  * renewal. The token is never logged and never appears in an error message.
  *
+ * Every answer is read through a byte limit (`maxPageBytes` for a message page, `maxAnswerBytes`
+ * for the rest): past it the body is cancelled and the call throws an
+ * {@linkcode OversizedAnswerError}, never buffering the rest.
+ *
  * The client does not retry transient failures itself; that is the outbox's job.
  *
  * @module
@@ -20,11 +24,37 @@ import type {
   PermissionRequest,
   ReplyObligation,
   SendMessageInput,
-  TaskStatus,
 } from "../types.ts";
 import { type Clock, errorText, systemClock, type TimerId } from "../util/mod.ts";
-import { classifyStatus, RelayError, scrub } from "./errors.ts";
-import { isRecord, parseMessage, parseObligation, toEpochMs } from "./wire.ts";
+import {
+  type Answer,
+  answerOf,
+  byteLimit,
+  ERROR_DETAIL_BYTES,
+  oneLine,
+  oversized,
+  pathOnly,
+} from "./answer.ts";
+import { readBounded } from "./bounded_body.ts";
+import {
+  type BatchItem,
+  type BatchResult,
+  MAX_BATCH_BYTES,
+  MAX_BATCH_ITEMS,
+  parseBatchResults,
+  type ReceiptInput,
+  type TaskStatusInput,
+} from "./call_types.ts";
+import { BatchUnsupportedError, OversizedAnswerError, RelayError, scrub } from "./errors.ts";
+import { type ProbeOptions, probeRelay } from "./probe.ts";
+import {
+  isRecord,
+  parseMessage,
+  parseObligation,
+  parseReceipt,
+  type Receipt,
+  toEpochMs,
+} from "./wire.ts";
 
 const log = getLogger("relay-http");
 
@@ -53,7 +83,17 @@ export interface RelayHttpClientOptions {
   now?: () => number;
   /** Called after every successful renewal, with the new token and its expiry (epoch ms). */
   onTokenChange?: (token: string, expiresAt: number | undefined) => void;
+  /** The largest message page (`pollUnread`) read, bytes. Default 4 MiB. */
+  maxPageBytes?: number;
+  /** The largest answer to any other call read, bytes. Default 1 MiB. */
+  maxAnswerBytes?: number;
 }
+
+/** The default byte limit of a message page. */
+export const DEFAULT_MAX_PAGE_BYTES = 4 * 1024 * 1024;
+
+/** The default byte limit of every other answer. */
+export const DEFAULT_MAX_ANSWER_BYTES = 1024 * 1024;
 
 /** The answer of {@linkcode RelayHttpClient.sendMessage}. */
 export interface SentMessage {
@@ -69,26 +109,6 @@ export interface RenewedToken {
   expiresAt: number | undefined;
 }
 
-/** The body of `POST /api/tasks/:taskId/status`. */
-export interface TaskStatusInput {
-  status: TaskStatus;
-  agentId: string;
-  metadata?: unknown;
-}
-
-/** A message's progress on its way through an agent, in order. */
-export type ReceiptState = "received" | "handed" | "answered" | "failed";
-
-/** The body of `POST /api/messages/:id/receipts`. */
-export interface ReceiptInput {
-  agentId: string;
-  state: ReceiptState;
-  /** Epoch milliseconds of the step. */
-  at: number;
-  /** One sentence: why a message failed, say. */
-  detail?: string;
-}
-
 /** Options of {@linkcode RelayHttpClient.pollUnread}. */
 export interface PollOptions extends CallOptions {
   /** At most this many messages. Default 100. */
@@ -97,27 +117,16 @@ export interface PollOptions extends CallOptions {
   after?: number;
 }
 
-function retryAfterMs(header: string | null, now: number): number | undefined {
-  if (header === null) return undefined;
-  if (/^\d+$/.test(header.trim())) return Number(header.trim()) * 1000;
-  const at = Date.parse(header);
-  return Number.isNaN(at) ? undefined : Math.max(0, at - now);
-}
-
-function oneLine(text: string, max = 200): string {
-  const flat = text.replace(/\s+/g, " ").trim();
-  return flat.length > max ? `${flat.slice(0, max)}...` : flat;
-}
-
-interface Answer {
-  status: number;
-  data: unknown;
-}
-
 interface RequestSpec {
   method: string;
   path: string;
   body?: unknown;
+  /** The byte limit of the answer; default `maxAnswerBytes`. */
+  limit?: number;
+  /** A message page: an oversized answer names its first message when it can. */
+  page?: boolean;
+  /** The body already as JSON text (instead of `body`). */
+  json?: string;
 }
 
 /** The relay's HTTP API, for one runner. */
@@ -132,6 +141,8 @@ export class RelayHttpClient {
   #now: () => number;
   #onTokenChange: ((token: string, expiresAt: number | undefined) => void) | undefined;
   #renewing: Promise<RenewedToken> | undefined;
+  #maxPageBytes: number;
+  #maxAnswerBytes: number;
 
   constructor(options: RelayHttpClientOptions) {
     let url: URL;
@@ -152,6 +163,12 @@ export class RelayHttpClient {
     this.#clock = options.clock ?? systemClock;
     this.#now = options.now ?? (() => this.#clock.now());
     this.#onTokenChange = options.onTokenChange;
+    this.#maxPageBytes = byteLimit(options.maxPageBytes, DEFAULT_MAX_PAGE_BYTES, "maxPageBytes");
+    this.#maxAnswerBytes = byteLimit(
+      options.maxAnswerBytes,
+      DEFAULT_MAX_ANSWER_BYTES,
+      "maxAnswerBytes",
+    );
   }
 
   /** The current bearer token (for the bus's upgrade request). Never log it. */
@@ -187,7 +204,12 @@ export class RelayHttpClient {
       limit: String(options.limit ?? 100),
       ...(options.after !== undefined ? { after: String(options.after) } : {}),
     });
-    const spec = { method: "GET", path: `/api/messages?${query}` };
+    const spec = {
+      method: "GET",
+      path: `/api/messages?${query}`,
+      limit: this.#maxPageBytes,
+      page: true,
+    };
     const answer = await this.#call(spec, options);
     const list = isRecord(answer.data) ? answer.data["messages"] : undefined;
     if (!Array.isArray(list)) throw this.#unparseable(spec, "no messages array in the answer");
@@ -195,9 +217,13 @@ export class RelayHttpClient {
     for (const item of list) {
       const message = parseMessage(item);
       if (message) messages.push(message);
-      else {log.warn(
-          `skipped a malformed message in the unread list: ${oneLine(JSON.stringify(item))}`,
-        );}
+      else {
+        log.warn(
+          `skipped a malformed message in the unread list: ${
+            oneLine(String(JSON.stringify(item)))
+          }`,
+        );
+      }
     }
     return messages;
   }
@@ -223,6 +249,71 @@ export class RelayHttpClient {
       { method: "POST", path: `/api/messages/${messageId}/receipts`, body: input },
       options,
     );
+  }
+
+  /**
+   * `GET /api/messages/:id/receipts`: every receipt the relay holds for a message, in the order
+   * it stored them; malformed ones skipped. A relay without receipts answers 404 or 405.
+   */
+  async receipts(messageId: number, options: CallOptions = {}): Promise<Receipt[]> {
+    const spec = { method: "GET", path: `/api/messages/${messageId}/receipts` };
+    const answer = await this.#call(spec, options);
+    const list = isRecord(answer.data) ? answer.data["receipts"] : undefined;
+    if (!Array.isArray(list)) throw this.#unparseable(spec, "no receipts array in the answer");
+    const receipts: Receipt[] = [];
+    for (const item of list) {
+      const receipt = parseReceipt(item);
+      if (receipt) receipts.push(receipt);
+      else log.warn(`skipped a malformed receipt: ${oneLine(String(JSON.stringify(item)))}`);
+    }
+    return receipts;
+  }
+
+  /**
+   * `POST /api/batch`: several calls in one request, each applied as its single call would be;
+   * one result per item, in order, each with the status the single call would have got. An
+   * empty list sends nothing. A relay without the endpoint (404, 405) throws
+   * {@linkcode BatchUnsupportedError}: send one call per item instead. At most
+   * {@linkcode MAX_BATCH_ITEMS} items and `MAX_BATCH_BYTES` of JSON (a `RangeError` otherwise).
+   */
+  async sendBatch(items: readonly BatchItem[], options: CallOptions = {}): Promise<BatchResult[]> {
+    if (items.length === 0) return [];
+    if (items.length > MAX_BATCH_ITEMS) {
+      throw new RangeError(
+        `A batch of ${items.length} items is over the limit of ${MAX_BATCH_ITEMS}`,
+      );
+    }
+    const json = JSON.stringify({ items });
+    const bytes = new TextEncoder().encode(json).length;
+    if (bytes > MAX_BATCH_BYTES) {
+      throw new RangeError(`A batch of ${bytes} bytes is over the limit of ${MAX_BATCH_BYTES}`);
+    }
+    const spec = { method: "POST", path: "/api/batch", json };
+    let answer: Answer;
+    try {
+      answer = await this.#call(spec, options);
+    } catch (error) {
+      if (error instanceof RelayError && (error.status === 404 || error.status === 405)) {
+        throw new BatchUnsupportedError(
+          `The relay has no batch endpoint (POST /api/batch answered ${error.status})`,
+          error.status,
+        );
+      }
+      throw error;
+    }
+    const results = parseBatchResults(answer.data, items.length);
+    if (!results) {
+      throw this.#unparseable(spec, `no results array of ${items.length} items in the answer`);
+    }
+    return results;
+  }
+
+  /**
+   * `GET /health`, no token: true when the relay answers at all (any status), false on a
+   * connection error or after `timeoutMs` (default 1000). Never throws.
+   */
+  probe(options: ProbeOptions = {}): Promise<boolean> {
+    return probeRelay(this.baseUrl, { fetch: this.#fetch, clock: this.#clock }, options);
   }
 
   /** `GET /api/agents/:id/reply-obligations`. */
@@ -385,8 +476,10 @@ export class RelayHttpClient {
     const combined = signal ? AbortSignal.any([signal, timeout.signal]) : timeout.signal;
     const headers: Record<string, string> = { accept: "application/json" };
     if (token) headers["authorization"] = `Bearer ${token}`;
-    if (spec.body !== undefined) headers["content-type"] = "application/json";
+    const payload = spec.json ?? (spec.body !== undefined ? JSON.stringify(spec.body) : undefined);
+    if (payload !== undefined) headers["content-type"] = "application/json";
     const started = this.#now();
+    const limit = spec.limit ?? this.#maxAnswerBytes;
     try {
       let response: Response;
       let text: string;
@@ -394,11 +487,21 @@ export class RelayHttpClient {
         response = await this.#fetch(`${this.baseUrl}${spec.path}`, {
           method: spec.method,
           headers,
-          ...(spec.body !== undefined ? { body: JSON.stringify(spec.body) } : {}),
+          ...(payload !== undefined ? { body: payload } : {}),
           signal: combined,
         });
-        text = await response.text();
+        const ok = response.status >= 200 && response.status < 300;
+        // An error answer only needs its first bytes, for the message.
+        const read = await readBounded(response, ok ? limit : ERROR_DETAIL_BYTES);
+        if (read.oversized && ok) {
+          throw oversized(
+            { what, status: response.status, limit, page: spec.page === true },
+            read.prefix,
+          );
+        }
+        text = read.oversized ? read.prefix : read.text;
       } catch (error) {
+        if (error instanceof OversizedAnswerError) throw error;
         if (signal?.aborted) {
           throw new RelayError(`${what} was cancelled`, { kind: "transient", cause: error });
         }
@@ -415,36 +518,7 @@ export class RelayHttpClient {
         });
       }
       log.debug(`${what} -> ${response.status} (${this.#now() - started}ms)`);
-      if (response.status >= 200 && response.status < 300) {
-        if (text.trim() === "") return { status: response.status, data: undefined };
-        try {
-          return { status: response.status, data: JSON.parse(text) };
-        } catch {
-          throw new RelayError(
-            `${what} answered ${response.status} with a body that is not JSON: ${
-              scrub(oneLine(text, 80), token)
-            }`,
-            { kind: "transient", status: response.status },
-          );
-        }
-      }
-      let detail = oneLine(text);
-      try {
-        const parsed = JSON.parse(text);
-        if (isRecord(parsed) && typeof parsed["error"] === "string") {
-          detail = oneLine(parsed["error"]);
-        }
-      } catch {
-        // Not JSON: keep the text.
-      }
-      const kind = classifyStatus(response.status);
-      const after = retryAfterMs(response.headers.get("retry-after"), this.#now());
-      throw new RelayError(
-        `${what} failed: ${response.status} ${response.statusText}${
-          detail ? `: ${scrub(detail, token)}` : ""
-        }`,
-        { kind, status: response.status, ...(after !== undefined ? { retryAfterMs: after } : {}) },
-      );
+      return answerOf(response, text, { what, token, now: this.#now() });
     } finally {
       this.#clock.clearTimeout(timer);
     }
@@ -458,9 +532,4 @@ export class RelayHttpClient {
       },
     );
   }
-}
-
-function pathOnly(path: string): string {
-  const q = path.indexOf("?");
-  return q === -1 ? path : path.slice(0, q);
 }

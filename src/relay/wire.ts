@@ -6,6 +6,22 @@
  */
 import type { Message, ReplyObligation } from "../types.ts";
 
+/** A message's progress on its way through an agent, in order. */
+export type ReceiptState = "received" | "handed" | "answered" | "failed";
+
+/** Every receipt state, in order. */
+export const RECEIPT_STATES: readonly ReceiptState[] = ["received", "handed", "answered", "failed"];
+
+/** A receipt as the relay lists it (`GET /api/messages/:id/receipts`). */
+export interface Receipt {
+  state: ReceiptState;
+  /** Epoch milliseconds of the step. */
+  at: number;
+  agentId: string;
+  /** One sentence: why a message failed, say. */
+  detail?: string;
+}
+
 /**
  * Converts a relay time (ISO-8601 string, epoch-ms number or numeric string) to epoch
  * milliseconds; `undefined` when it is none of those.
@@ -31,17 +47,26 @@ export function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === "object" && value !== null && !Array.isArray(value);
 }
 
-/** Reads a {@linkcode Message} from a relay answer; `undefined` when it is not one. */
+/** Whether `value` is a relay id: a positive safe integer (not `-5`, `1e308`, `1.5` or `"7"`). */
+export function isMessageId(value: unknown): value is number {
+  return typeof value === "number" && Number.isSafeInteger(value) && value > 0;
+}
+
+/**
+ * Reads a {@linkcode Message} from a relay answer; `undefined` when it is not one: its `id`
+ * (and `replyTo`, when set) must be a positive safe integer.
+ */
 export function parseMessage(value: unknown): Message | undefined {
   if (!isRecord(value)) return undefined;
   const { id, from, to, kind, body, replyTo, payload, taskId } = value;
-  if (typeof id !== "number" || !Number.isFinite(id)) return undefined;
+  if (!isMessageId(id)) return undefined;
+  if (replyTo !== undefined && replyTo !== null && !isMessageId(replyTo)) return undefined;
   if (typeof from !== "string" || typeof to !== "string") return undefined;
   if (typeof kind !== "string" || typeof body !== "string") return undefined;
   const createdAt = toIso(value["createdAt"]);
   if (createdAt === undefined) return undefined;
   const message: Message = { id, from, to, kind, body, createdAt };
-  if (typeof replyTo === "number" && Number.isFinite(replyTo)) message.replyTo = replyTo;
+  if (isMessageId(replyTo)) message.replyTo = replyTo;
   if (payload !== undefined && payload !== null) message.payload = payload;
   if (typeof taskId === "string") message.taskId = taskId;
   return message;
@@ -57,4 +82,17 @@ export function parseObligation(value: unknown): ReplyObligation | undefined {
   const obligation: ReplyObligation = { messageId, from, createdAt };
   if (typeof value["body"] === "string") obligation.body = value["body"];
   return obligation;
+}
+
+/** Reads a {@linkcode Receipt} from a relay answer; `undefined` when it is not one. */
+export function parseReceipt(value: unknown): Receipt | undefined {
+  if (!isRecord(value)) return undefined;
+  const { state, agentId, detail } = value;
+  if (!RECEIPT_STATES.includes(state as ReceiptState)) return undefined;
+  if (typeof agentId !== "string") return undefined;
+  const at = toEpochMs(value["at"]);
+  if (at === undefined) return undefined;
+  const receipt: Receipt = { state: state as ReceiptState, at, agentId };
+  if (typeof detail === "string") receipt.detail = detail;
+  return receipt;
 }

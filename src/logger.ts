@@ -2,11 +2,16 @@
  * The runner's leveled logger, built on LogTape.
  *
  * One process serves one agent, so logging is configured once per process with
- * {@linkcode configureLogging}: records go to `session-mirror-<agent>.log` in the log dir
- * (size-rotated), as `[ISO-8601] LEVEL [component] message` lines or JSON lines. The level is
- * a mutable value read by a LogTape filter, so {@linkcode setLogLevel} changes it at run time
- * without reconfiguring. Registered secrets and bearer tokens are redacted from every record.
- * When the file cannot be written, error and fatal records still reach stderr.
+ * {@linkcode configureLogging}: records go to `session-mirror-<agent>.log` in the log dir, or the
+ * `--log-file` (size-rotated: `--log-max-bytes`, `--log-files`), or to stderr (`--log-file -`),
+ * as `[ISO-8601] LEVEL [component] message key=value...` lines or JSON lines carrying `time`,
+ * `level`, `agentId`, `pid`, `component`, `message` and the record's fields. The level is a
+ * mutable value read by a LogTape filter, so {@linkcode setLogLevel} changes it at run time
+ * without reconfiguring. Registered secret values and `Bearer <value>` are redacted from every
+ * record (ordinary words such as "token" are not). Every control, separator and bidi character
+ * is escaped in text lines and written as a `\u` escape in JSON lines, so no record can forge
+ * another or hide text. When the file cannot be written, error and fatal records still reach
+ * stderr.
  *
  * Modules log through {@linkcode getLogger}; before `configureLogging` runs (in unit tests, for
  * example) records go nowhere.
@@ -22,7 +27,8 @@ import {
   type Sink,
 } from "@logtape/logtape";
 import { getRotatingFileSink } from "@logtape/file";
-import { join } from "node:path";
+import { dirname, join, resolve } from "node:path";
+import { escapeText } from "./util/mod.ts";
 
 /** The runner's log levels, least severe first. */
 export const LOG_LEVELS = ["debug", "info", "warn", "error", "fatal"] as const;
@@ -93,16 +99,37 @@ export function clearSecrets(): void {
   secrets.clear();
 }
 
-const BEARER = /\b(Bearer\s+)[A-Za-z0-9._~+/=-]+/gi;
+const BEARER = /\b(Bearer\s+)([A-Za-z0-9._~+/=-]+)/gi;
 
-/** Replaces registered secrets and any `Bearer <token>` in `text` with `[redacted]`. */
+/**
+ * Whether the word after "Bearer" is a credential rather than prose: it holds a character other
+ * than a letter, or is 16 characters or more, or mixes cases past its first letter. "missing
+ * bearer token" keeps its word; "Bearer abc.def-123" and "Bearer AbCdEfGh" do not.
+ */
+function looksLikeCredential(value: string): boolean {
+  if (/[^A-Za-z]/.test(value) || value.length >= 16) return true;
+  const tail = value.slice(1);
+  return /[a-z]/.test(tail) && /[A-Z]/.test(tail);
+}
+
+/**
+ * Replaces registered secret values and the value of any `Bearer <value>` in `text` with
+ * `[redacted]`. Only values are redacted: the words "token", "secret" or "bearer" stay.
+ */
 export function redact(text: string): string {
-  let out = text.replace(BEARER, "$1[redacted]");
+  let out = text.replace(
+    BEARER,
+    (all, scheme: string, value: string) =>
+      looksLikeCredential(value) ? `${scheme}[redacted]` : all,
+  );
   for (const secret of secrets) {
     if (out.includes(secret)) out = out.split(secret).join("[redacted]");
   }
   return out;
 }
+
+/** Structured fields of a record: written as `key=value` in text lines, as keys in JSON lines. */
+export type LogFields = Record<string, unknown>;
 
 /** One formatted log record, as handed to {@linkcode onLogEntry} listeners. */
 export interface LogEntry {
@@ -110,8 +137,10 @@ export interface LogEntry {
   at: number;
   level: LogLevel;
   component: string;
-  /** The message, redacted and on one line. */
+  /** The message, redacted and on one line (still holding other control characters). */
   message: string;
+  /** The record's structured fields, when it has any (string values redacted). */
+  fields?: LogFields;
 }
 
 /** Subscribes to every record that passes the level filter (the `/monitor` feed). */
@@ -127,47 +156,109 @@ function oneLine(message: string): string {
 // deno-lint-ignore no-control-regex
 const ANSI = /\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[@-_]/g;
 
+/** Field names a record's own fields may not take over in JSON lines. */
+const RESERVED = new Set(["time", "level", "agentId", "pid", "component", "message"]);
+
+function redactFields(fields: unknown): LogFields | undefined {
+  if (typeof fields !== "object" || fields === null) return undefined;
+  const out: LogFields = {};
+  let any = false;
+  for (const [key, value] of Object.entries(fields)) {
+    if (value === undefined) continue;
+    out[key] = typeof value === "string" ? redact(value) : value;
+    any = true;
+  }
+  return any ? out : undefined;
+}
+
 function entryOf(record: LogRecord): LogEntry {
   const raw = record.properties["message"];
   const text = typeof raw === "string"
     ? raw
     : record.message.map((part) => typeof part === "string" ? part : String(part)).join("");
+  const fields = redactFields(record.properties["fields"]);
   return {
     at: record.timestamp,
     level: FROM_LOGTAPE[record.level],
     component: record.category.slice(1).join(".") || "runner",
     message: oneLine(redact(text)).replace(ANSI, ""),
+    ...(fields ? { fields } : {}),
   };
 }
 
-/** Formats an entry as `[ISO-8601] LEVEL [component] message\n`. */
-export function formatText(entry: LogEntry): string {
-  const level = entry.level.toUpperCase().padEnd(5);
-  return `[${new Date(entry.at).toISOString()}] ${level} [${entry.component}] ${entry.message}\n`;
+/** Who is logging: added to every JSON line. Set by {@linkcode configureLogging}. */
+const identity: { agentId: string | undefined; pid: number } = { agentId: undefined, pid: 0 };
+
+function fieldText(value: unknown): string {
+  let text: string;
+  try {
+    text = typeof value === "string" ? value : JSON.stringify(value) ?? String(value);
+  } catch {
+    text = String(value);
+  }
+  text = escapeText(redact(text));
+  return text === "" || /[\s"=]/.test(text) ? `"${text.replace(/"/g, '\\"')}"` : text;
 }
 
-/** Formats an entry as one JSON object and a newline. */
+/**
+ * Formats an entry as `[ISO-8601] LEVEL [component] message key=value...\n`, every control,
+ * separator and bidi character escaped (`\n`, `\u{0}`), so the line is one line of plain text.
+ */
+export function formatText(entry: LogEntry): string {
+  const level = entry.level.toUpperCase().padEnd(5);
+  const fields = Object.entries(entry.fields ?? {})
+    .map(([key, value]) => ` ${escapeText(key).replace(/[\s=]/g, "_")}=${fieldText(value)}`)
+    .join("");
+  return `[${new Date(entry.at).toISOString()}] ${level} [${escapeText(entry.component)}] ${
+    escapeText(entry.message)
+  }${fields}\n`;
+}
+
+const JSON_UNSAFE = /[\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g;
+
+/**
+ * Formats an entry as one JSON object and a newline: `time`, `level`, `agentId`, `pid`,
+ * `component`, `message`, then the record's fields (a field named like one of those is kept as
+ * `field.<name>`). JSON.stringify escapes C0 controls; DEL, C1 controls, U+2028/U+2029 and bidi
+ * controls are written as `\uXXXX` too, so the line holds no raw control character.
+ */
 export function formatJson(entry: LogEntry): string {
-  return JSON.stringify({
+  const record: Record<string, unknown> = {
     time: new Date(entry.at).toISOString(),
     level: entry.level,
+    ...(identity.agentId !== undefined ? { agentId: identity.agentId } : {}),
+    pid: identity.pid || Deno.pid,
     component: entry.component,
     message: entry.message,
-  }) + "\n";
+  };
+  for (const [key, value] of Object.entries(entry.fields ?? {})) {
+    record[RESERVED.has(key) ? `field.${key}` : key] = value;
+  }
+  let text: string;
+  try {
+    text = JSON.stringify(record);
+  } catch {
+    text = JSON.stringify({ ...record, fields: "[unserializable]" });
+  }
+  return text.replace(JSON_UNSAFE, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`) +
+    "\n";
 }
 
 // ---------------------------------------------------------------------------------------------
 // The logger modules use.
 
-/** A component's logger. Messages are plain text: no template placeholders. */
+/**
+ * A component's logger. Messages are plain text: no template placeholders. `fields` are
+ * structured values (`messageId`, `seq`...): `key=value` in text lines, keys in JSON lines.
+ */
 export interface Logger {
-  debug(message: string): void;
-  info(message: string): void;
-  warn(message: string): void;
-  error(message: string): void;
-  fatal(message: string): void;
+  debug(message: string, fields?: LogFields): void;
+  info(message: string, fields?: LogFields): void;
+  warn(message: string, fields?: LogFields): void;
+  error(message: string, fields?: LogFields): void;
+  fatal(message: string, fields?: LogFields): void;
   /** Logs at a level given as a value. */
-  log(level: LogLevel, message: string): void;
+  log(level: LogLevel, message: string, fields?: LogFields): void;
   /** Whether a record at `level` would be written now. */
   enabled(level: LogLevel): boolean;
 }
@@ -175,9 +266,9 @@ export interface Logger {
 /** The logger for one component (`outbox`, `control`, `bus`, ...). */
 export function getLogger(component: string): Logger {
   const inner = getLogTapeLogger([ROOT, component]);
-  const log = (level: LogLevel, message: string) => {
+  const log = (level: LogLevel, message: string, fields?: LogFields) => {
     if (!levelEnabled(level, currentLevel)) return;
-    const props = { message };
+    const props = fields ? { message, fields } : { message };
     switch (level) {
       case "debug":
         return inner.debug("{message}", props);
@@ -192,15 +283,20 @@ export function getLogger(component: string): Logger {
     }
   };
   return {
-    debug: (m) => log("debug", m),
-    info: (m) => log("info", m),
-    warn: (m) => log("warn", m),
-    error: (m) => log("error", m),
-    fatal: (m) => log("fatal", m),
+    debug: (m, f) => log("debug", m, f),
+    info: (m, f) => log("info", m, f),
+    warn: (m, f) => log("warn", m, f),
+    error: (m, f) => log("error", m, f),
+    fatal: (m, f) => log("fatal", m, f),
     log,
     enabled: (level) => levelEnabled(level, currentLevel),
   };
 }
+
+/** The default rotation: a file grows to 10 MiB... */
+export const DEFAULT_LOG_MAX_BYTES = 10 * 1024 * 1024;
+/** ...and 5 files are kept, the live one included. */
+export const DEFAULT_LOG_FILES = 5;
 
 /** Options of {@linkcode configureLogging}. */
 export interface LoggingOptions {
@@ -209,17 +305,48 @@ export interface LoggingOptions {
   agentId: string;
   level: LogLevel;
   format?: LogFormat;
+  /**
+   * The log file (`--log-file`): a path, or `-` for stderr. Default
+   * `<logDir>/session-mirror-<agent>.log`.
+   */
+  logFile?: string;
   /** Rotate when the file would grow past this many bytes. Default 10 MiB. */
   maxBytes?: number;
   /** How many files to keep, the live one included. Default 5. */
   maxFiles?: number;
   /** Where error and fatal records go when the file cannot be written. Default stderr. */
   fallback?: (line: string) => void;
+  /** Where records go with `logFile: "-"`. Default stderr. */
+  stderr?: (line: string) => void;
+}
+
+/** The logging part of a run's configuration (`RunConfig`), accepted as it is. */
+export interface LoggingConfig {
+  logDir: string;
+  agentId: string;
+  logLevel: LogLevel;
+  logFormat: LogFormat;
+  logFile?: string;
+  logMaxBytes?: number;
+  logFiles?: number;
+}
+
+function loggingOptions(options: LoggingOptions | LoggingConfig): LoggingOptions {
+  if (!("logLevel" in options)) return options;
+  return {
+    logDir: options.logDir,
+    agentId: options.agentId,
+    level: options.logLevel,
+    format: options.logFormat,
+    ...(options.logFile !== undefined ? { logFile: options.logFile } : {}),
+    ...(options.logMaxBytes !== undefined ? { maxBytes: options.logMaxBytes } : {}),
+    ...(options.logFiles !== undefined ? { maxFiles: options.logFiles } : {}),
+  };
 }
 
 /** What {@linkcode configureLogging} set up. */
 export interface LoggingHandle {
-  /** The log file's path. */
+  /** The log file's path, or `-` when records go to stderr. */
   logFile: string;
   /** Why the file sink could not be opened, when it could not (records then go to stderr). */
   fileError?: string;
@@ -236,22 +363,29 @@ function stderrLine(line: string): void {
 }
 
 /**
- * Configures the process's logging: the rotating per-agent file, the level filter, redaction
- * and the stderr fallback. Calling it again replaces the previous configuration.
+ * Configures the process's logging: the rotating per-agent file (or stderr), the level filter,
+ * redaction and the stderr fallback. Takes {@linkcode LoggingOptions} or the run's configuration
+ * itself. Calling it again replaces the previous configuration.
  */
-export function configureLogging(options: LoggingOptions): LoggingHandle {
+export function configureLogging(input: LoggingOptions | LoggingConfig): LoggingHandle {
+  const options = loggingOptions(input);
   currentLevel = options.level;
+  identity.agentId = options.agentId;
+  identity.pid = Deno.pid;
   const format = options.format === "json" ? formatJson : formatText;
   const fallback = options.fallback ?? stderrLine;
-  const logFile = join(options.logDir, logFileName(options.agentId));
+  if (options.logFile === "-") return configureStderr(options.stderr ?? stderrLine, format);
+  const logFile = options.logFile !== undefined
+    ? resolve(options.logFile)
+    : join(options.logDir, logFileName(options.agentId));
   let fileSink: (Sink & Disposable) | undefined;
   let fileError: string | undefined;
   try {
-    Deno.mkdirSync(options.logDir, { recursive: true, mode: 0o700 });
+    Deno.mkdirSync(dirname(logFile), { recursive: true, mode: 0o700 });
     fileSink = getRotatingFileSink(logFile, {
-      maxSize: options.maxBytes ?? 10 * 1024 * 1024,
+      maxSize: options.maxBytes ?? DEFAULT_LOG_MAX_BYTES,
       // LogTape counts rotated files only; ours counts the live one too.
-      maxFiles: Math.max(1, (options.maxFiles ?? 5) - 1),
+      maxFiles: Math.max(1, (options.maxFiles ?? DEFAULT_LOG_FILES) - 1),
       bufferSize: 0,
       formatter: (record) => format(entryOf(record)),
     });
@@ -278,13 +412,7 @@ export function configureLogging(options: LoggingOptions): LoggingHandle {
   };
   const sink: Sink = (record) => {
     const entry = entryOf(record);
-    for (const listener of listeners) {
-      try {
-        listener(entry);
-      } catch {
-        // A listener must never break logging.
-      }
-    }
+    publish(entry);
     let written = false;
     if (fileSink) {
       try {
@@ -297,16 +425,7 @@ export function configureLogging(options: LoggingOptions): LoggingHandle {
     }
     if (!written && levelEnabled(entry.level, "error")) fallback(format(entry));
   };
-  resetSync();
-  configureSync({
-    reset: true,
-    sinks: { main: sink },
-    filters: { level: (record) => levelEnabled(FROM_LOGTAPE[record.level], currentLevel) },
-    loggers: [
-      { category: [ROOT], sinks: ["main"], filters: ["level"], lowestLevel: "trace" },
-      { category: ["logtape", "meta"], sinks: [], lowestLevel: "fatal" },
-    ],
-  });
+  install(sink);
   if (fileError) {
     fallback(
       formatText({ at: Date.now(), level: "error", component: "logger", message: fileError }),
@@ -325,4 +444,40 @@ export function configureLogging(options: LoggingOptions): LoggingHandle {
       fileSink = undefined;
     },
   };
+}
+
+function publish(entry: LogEntry): void {
+  for (const listener of listeners) {
+    try {
+      listener(entry);
+    } catch {
+      // A listener must never break logging.
+    }
+  }
+}
+
+function install(sink: Sink): void {
+  resetSync();
+  configureSync({
+    reset: true,
+    sinks: { main: sink },
+    filters: { level: (record) => levelEnabled(FROM_LOGTAPE[record.level], currentLevel) },
+    loggers: [
+      { category: [ROOT], sinks: ["main"], filters: ["level"], lowestLevel: "trace" },
+      { category: ["logtape", "meta"], sinks: [], lowestLevel: "fatal" },
+    ],
+  });
+}
+
+/** `--log-file -`: every record to stderr (Docker, journald), nothing rotated. */
+function configureStderr(
+  write: (line: string) => void,
+  format: (entry: LogEntry) => string,
+): LoggingHandle {
+  install((record) => {
+    const entry = entryOf(record);
+    publish(entry);
+    write(format(entry));
+  });
+  return { logFile: "-", close: () => resetSync() };
 }

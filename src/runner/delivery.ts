@@ -20,6 +20,7 @@ import {
 } from "../util/mod.ts";
 import type { EventQueue } from "./event_queue.ts";
 import type { Inbox } from "./inbox.ts";
+import { PeerGuard } from "./peer_guard.ts";
 import type { ReplyObligationCache } from "./reply_obligations.ts";
 
 const log = getLogger("runner");
@@ -54,6 +55,8 @@ export interface DeliveryDeps {
   onDelivered(count: number): void;
   /** The delay before a failed turn is tried again; default {@linkcode TURN_RETRY_BACKOFF}. */
   retryBackoff?: BackoffOptions;
+  /** Replies a peer may get in a minute before the loop guard holds the rest. */
+  repliesPerMinute?: number;
 }
 
 /** Polls, hands over and answers; see the module doc. */
@@ -70,9 +73,17 @@ export class Delivery {
   #retries = 0;
   /** An operator interrupted the current turn: it fails for good, without a retry. */
   #interrupted = false;
+  readonly #guard: PeerGuard;
+  /** Replies held by the loop guard: neither sent nor marked read yet. */
+  #held: Array<{ message: Message; text: string; at: number }> = [];
+  #releaseTimer: TimerId | undefined;
 
   constructor(deps: DeliveryDeps) {
     this.#d = deps;
+    this.#guard = new PeerGuard({
+      ...(deps.repliesPerMinute ? { limit: deps.repliesPerMinute } : {}),
+      now: () => deps.clock.now(),
+    });
   }
 
   /** When messages were last handed over (epoch ms). */
@@ -228,22 +239,66 @@ export class Delivery {
 
   // --- The turn -----------------------------------------------------------------------------
 
-  /** A response: answers the turn's messages (once each), or goes to the mirror only. */
+  /**
+   * A response: answers the turn's messages that owe one (a `chat` that is not itself a reply),
+   * once each. A reply the agent was shown gets no reply back, so two agents cannot answer each
+   * other forever: that answer, like one that answers nothing, goes to the mirror only. Replies
+   * past the peer's rate are held (see {@linkcode PeerGuard}).
+   */
   respond(text: string, at: number, replyTo?: number): void {
     const answered = this.#d.inbox.answer(replyTo);
-    if (answered.length === 0) {
+    const owed = answered.filter((m) => m.replyTo === undefined);
+    if (owed.length < answered.length || answered.length === 0) {
       this.#d.events.mirror("response", text, { at });
-      return;
     }
     for (const message of answered) {
-      this.#d.events.reply(message, text, at);
-      this.#d.events.receipt(message.id, "answered", { at });
-      // Read together with its answer, not at the end of the turn: a kill later in the turn
-      // must not make an answered message look unanswered.
-      this.markRead(message.id, at);
+      if (message.replyTo !== undefined) this.#d.events.receipt(message.id, "answered", { at });
     }
-    this.#d.obligations.markAnswered(answered.map((m) => m.id));
+    for (const message of owed) {
+      const verdict = this.#guard.check(message.from);
+      if (verdict === "send") {
+        this.#reply(message, text, at);
+        continue;
+      }
+      if (verdict === "suspect") {
+        log.warn(
+          `loop suspected: over ${
+            this.#guard.rate(message.from)
+          } replies a minute to ${message.from}; holding them`,
+        );
+        this.#d.events.insight("loop_suspected", {
+          peer: message.from,
+          repliesLastMinute: this.#guard.rate(message.from),
+        });
+      }
+      this.#held.push({ message, text, at });
+      this.#releaseSoon();
+    }
+  }
+
+  #reply(message: Message, text: string, at: number): void {
+    this.#d.events.reply(message, text, at);
+    this.#d.events.receipt(message.id, "answered", { at });
+    // Read together with its answer, not at the end of the turn: a kill later in the turn must
+    // not make an answered message look unanswered.
+    this.markRead(message.id, at);
+    this.#d.obligations.markAnswered([message.id]);
     this.#d.obligations.markDirty();
+  }
+
+  /** Sends the held replies whose peer is under its rate again; checks every 5 s while any wait. */
+  #releaseSoon(): void {
+    if (this.#releaseTimer !== undefined || this.#d.stopping()) return;
+    this.#releaseTimer = this.#d.clock.setTimeout(() => {
+      this.#releaseTimer = undefined;
+      const held = this.#held;
+      this.#held = [];
+      for (const h of held) {
+        if (this.#guard.check(h.message.from) === "send") this.#reply(h.message, h.text, h.at);
+        else this.#held.push(h);
+      }
+      if (this.#held.length > 0) this.#releaseSoon();
+    }, POLL_RETRY_MS);
   }
 
   /**
@@ -260,7 +315,8 @@ export class Delivery {
       this.#d.events.task(message, "done");
       // Read once the turn is over: a runner stopped mid-turn leaves the message unread, so the
       // next start delivers it again.
-      if (!this.#d.stopping()) this.markRead(message.id, this.#d.clock.now());
+      const held = this.#held.some((h) => h.message.id === message.id);
+      if (!this.#d.stopping() && !held) this.markRead(message.id, this.#d.clock.now());
     }
     if (this.#d.inbox.wantsMore) this.pollSoon(1_000);
     this.drainSoon(0);
@@ -350,7 +406,9 @@ export class Delivery {
   /** Cancels the timers (nothing new starts). */
   cancelTimers(): void {
     const clock = this.#d.clock;
-    for (const timer of [this.#drainTimer, this.#pollTimer, this.#fallbackTimer]) {
+    for (
+      const timer of [this.#drainTimer, this.#pollTimer, this.#fallbackTimer, this.#releaseTimer]
+    ) {
       clock.clearTimeout(timer);
     }
     this.#fallbackTimer = undefined;

@@ -53,8 +53,15 @@ export interface SupervisorDeps {
   stopping(): boolean;
   status(status: AgentStatus): void;
   event(event: SessionEvent, at: number): void;
-  /** The provider exited unexpectedly: its turn is void. `decision` says what happens next. */
-  crashed(info: ExitInfo, runtimeMs: number, decision: RestartDecision): void;
+  /**
+   * The provider exited unexpectedly, or because of an interrupt (`byInterrupt`: restarted at
+   * once, never counted): its turn is void. `decision` says what happens next.
+   */
+  crashed(
+    info: ExitInfo & { byInterrupt: boolean },
+    runtimeMs: number,
+    decision: RestartDecision,
+  ): void;
 }
 
 /** Starts, restarts and stops the provider; see the module doc. */
@@ -208,7 +215,7 @@ export class ProviderSupervisor {
     const decision: RestartDecision = caused
       ? { action: "restart", delayMs: 0, recentExits: 0 }
       : this.#d.restart.onExit(now, runtimeMs);
-    this.#d.crashed(info, runtimeMs, decision);
+    this.#d.crashed({ ...info, byInterrupt: caused }, runtimeMs, decision);
     if (decision.action === "give-up") return;
     this.#d.clock.clearTimeout(this.#restartTimer);
     this.#restartTimer = this.#d.clock.setTimeout(() => {

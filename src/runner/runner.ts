@@ -227,11 +227,19 @@ export class Runner {
           void this.stop(1);
           return;
         }
-        log.warn(
-          `the provider exited unexpectedly (code ${info.code ?? info.signal}) after ${
-            Math.round(runtimeMs / 1000)
-          } s; restarting in ${decision.delayMs} ms`,
-        );
+        if (info.byInterrupt) {
+          log.info(
+            `the provider exited after an interrupt (code ${
+              info.code ?? info.signal
+            }); starting it again`,
+          );
+        } else {
+          log.warn(
+            `the provider exited unexpectedly (code ${info.code ?? info.signal}) after ${
+              Math.round(runtimeMs / 1000)
+            } s; restarting in ${decision.delayMs} ms`,
+          );
+        }
         this.#status.provider("starting");
         this.#recomputeStatus();
       },

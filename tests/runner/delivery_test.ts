@@ -27,7 +27,7 @@ const settle = async () => {
 /** A poll answer: the page, or a failure. `after`, when the relay pages by it. */
 type PageSource = Array<Message[] | Error> | ((after: number | undefined) => Message[]);
 
-function setup(options: { pages?: PageSource; caughtUp?: boolean } = {}) {
+function setup(options: { pages?: PageSource; repliesPerMinute?: number } = {}) {
   const clock = new FakeClock();
   const inbox = new Inbox(AGENT);
   const sent: Outgoing[] = [];
@@ -80,6 +80,7 @@ function setup(options: { pages?: PageSource; caughtUp?: boolean } = {}) {
     onPollSuccess: () => {},
     onDelivered: () => {},
     retryBackoff: { baseMs: 1_000, maxMs: 1_000 },
+    ...(options.repliesPerMinute ? { repliesPerMinute: options.repliesPerMinute } : {}),
   });
   const receipts = () =>
     sent.flatMap((e) => e.kind === "receipt" ? [`${e.payload.messageId}:${e.payload.state}`] : []);
@@ -293,4 +294,36 @@ Deno.test("delivery: order holds through a reconnect whose catch-up poll fails o
   await t.run(POLL_RETRY_MS);
   assert.equal(t.polls(), 3);
   assert.deepEqual(t.handed, [[3, 9]], "the older one first");
+});
+
+Deno.test("delivery: a reply the agent was shown gets no reply back (no ping-pong), only the mirror", async () => {
+  const t = await ready();
+  t.delivery.receive(msg(5, { replyTo: 2 })); // Another agent's answer to something we said.
+  await t.run();
+  t.delivery.respond("thanks!", t.clock.now());
+  t.delivery.endTurn(true);
+  assert.deepEqual(t.kinds(), ["session:m5", "session:thanks!", "read:5"]);
+  assert.deepEqual(t.receipts(), ["5:received", "5:handed", "5:answered"]);
+});
+
+Deno.test("delivery: past the per-peer rate, replies are held unsent and unread, and a loop is reported once", async () => {
+  const t = setup({ pages: [[]], repliesPerMinute: 2 });
+  t.delivery.pollSoon(0);
+  await t.run();
+  for (let id = 1; id <= 4; id++) {
+    t.delivery.receive(msg(id));
+    await t.run();
+    t.delivery.respond(`r${id}`, t.clock.now());
+    t.delivery.endTurn(true);
+    await t.run();
+  }
+  const chats = () => t.kinds().filter((k) => k.startsWith("chat:"));
+  assert.deepEqual(chats(), ["chat:1", "chat:2"], "the third and fourth are held");
+  assert.equal(t.sent().filter((e) => e.kind === "insight").length, 1, "one loop_suspected");
+  assert.ok(!t.kinds().includes("read:3"), "a held reply's message stays unread until it is sent");
+  await t.run(61_000);
+  await t.run(5_000);
+  assert.deepEqual(chats(), ["chat:1", "chat:2", "chat:3", "chat:4"], "sent once the rate falls");
+  assert.ok(t.kinds().includes("read:4"));
+  t.delivery.cancelTimers();
 });

@@ -15,8 +15,16 @@
  * @module
  */
 import { parseArgs, type ParseArgsOptionsConfig } from "node:util";
-import { isAbsolute, join, resolve } from "node:path";
-import { type LogFormat, type LogLevel, parseLogLevel, safeLogName } from "../logger.ts";
+import { dirname, isAbsolute, join, resolve } from "node:path";
+import {
+  DEFAULT_LOG_FILES,
+  DEFAULT_LOG_MAX_BYTES,
+  logFileName,
+  type LogFormat,
+  type LogLevel,
+  parseLogLevel,
+  safeLogName,
+} from "../logger.ts";
 import {
   PERMISSION_POLICIES,
   type PermissionPolicy,
@@ -62,6 +70,27 @@ export interface RunConfig {
   infoFile: string;
   logLevel: LogLevel;
   logFormat: LogFormat;
+  /**
+   * `--log-file`: the log file's absolute path (default `<logDir>/session-mirror-<agent>.log`),
+   * or `-` for stderr. A path given moves `logDir` to its dir.
+   */
+  logFile: string;
+  /** `--log-max-bytes`: rotate when the file would grow past this. Default 10 MiB. */
+  logMaxBytes: number;
+  /** `--log-files`: files kept, the live one included. Default 5. */
+  logFiles: number;
+  /** The provider's restart policy (`--restart-max`, `--restart-window`, `--restart-backoff`). */
+  restart: RestartConfig;
+  /**
+   * `--stop-timeout`: the whole graceful stop budget, in ms (default 8 000): a supervisor's stop
+   * timeout must be above it. Split into {@linkcode RunConfig.stopTimeoutMs} and
+   * {@linkcode RunConfig.flushTimeoutMs}.
+   */
+  stopBudgetMs: number;
+  /** The provider's share of the stop budget: it is killed after this. Default 5 000. */
+  stopTimeoutMs: number;
+  /** The outbox's last flush, after the provider stopped: min(3 000, half the budget). */
+  flushTimeoutMs: number;
   /** 0 = any free port. */
   controlPort: number;
   permissionPolicy: PermissionPolicy;
@@ -71,6 +100,18 @@ export interface RunConfig {
   workspaceJson: string | undefined;
   /** Arguments after `--`, for the provider. */
   providerArgs: string[];
+}
+
+/** The restart policy's settings, named as the runner's `RestartPolicyOptions`. */
+export interface RestartConfig {
+  /** `--restart-max`: give up when more rapid exits than this fall in the window. Default 5. */
+  maxRapidExits: number;
+  /** `--restart-window` (seconds, kept in ms): the window exits are counted in. Default 60 s. */
+  windowMs: number;
+  /** `--restart-backoff` (ms): the first restart delay, doubled per recent exit. Default 500. */
+  stepMs: number;
+  /** The longest restart delay: 10 s, or the first delay when that is longer. */
+  maxDelayMs: number;
 }
 
 /** How Claude Code's hooks call the runner. */
@@ -152,6 +193,35 @@ function oneOf<T extends string>(value: string, allowed: readonly T[], name: str
   throw new UsageError(`${name} "${value}" is not one of: ${allowed.join(", ")}`);
 }
 
+/** A whole number from `min` to `max`, or a {@linkcode UsageError} naming `name`. */
+export function parseWholeNumber(value: string, name: string, min: number, max: number): number {
+  const n = Number(value);
+  if (!/^\d{1,16}$/.test(value.trim()) || n < min || n > max) {
+    throw new UsageError(`${name} "${value}" must be a whole number from ${min} to ${max}`);
+  }
+  return n;
+}
+
+/** A number of seconds (decimals allowed) from `min` to `max`, returned in milliseconds. */
+export function parseSeconds(value: string, name: string, min: number, max: number): number {
+  const n = Number(value);
+  if (!/^\d{1,7}(\.\d{1,3})?$/.test(value.trim()) || n < min || n > max) {
+    throw new UsageError(`${name} "${value}" must be a number of seconds from ${min} to ${max}`);
+  }
+  return Math.round(n * 1000);
+}
+
+/** The default graceful stop budget: 5 s for the provider, then 3 s for the last flush. */
+export const DEFAULT_STOP_BUDGET_MS = 8_000;
+
+/** Splits a stop budget: the flush gets min(3 s, half), the provider the rest. */
+export function splitStopBudget(
+  budgetMs: number,
+): { stopTimeoutMs: number; flushTimeoutMs: number } {
+  const flushTimeoutMs = Math.min(3_000, Math.floor(budgetMs / 2));
+  return { stopTimeoutMs: budgetMs - flushTimeoutMs, flushTimeoutMs };
+}
+
 /** The base dir: `AGENT_RELAY_HOME` or `~/.agent-relay`. */
 export function baseDir(env: Env): string {
   const explicit = env["AGENT_RELAY_HOME"];
@@ -177,6 +247,13 @@ export const RUN_FLAGS = {
   "turn-retries": { type: "string" },
   "token-file": { type: "string" },
   "hooks": { type: "string" },
+  "log-file": { type: "string" },
+  "log-max-bytes": { type: "string" },
+  "log-files": { type: "string" },
+  "restart-max": { type: "string" },
+  "restart-window": { type: "string" },
+  "restart-backoff": { type: "string" },
+  "stop-timeout": { type: "string" },
   "help": { type: "boolean", short: "h" },
 } as const;
 
@@ -251,10 +328,14 @@ export function resolveRunConfig(args: string[], env: Env): RunConfig {
   }
   const logFormat = oneOf(str("log-format") ?? "text", ["text", "json"] as const, "--log-format");
   const controlPort = parsePort(str("control-port") ?? "0", "--control-port");
+  const policyFlag = str("permission-policy");
+  const policyEnv = env["AGENT_RELAY_PERMISSION_POLICY"] || undefined;
   const permissionPolicy = oneOf(
-    str("permission-policy") ?? env["AGENT_RELAY_PERMISSION_POLICY"] ?? "ask-relay",
+    policyFlag ?? policyEnv ?? "ask-relay",
     PERMISSION_POLICIES,
-    "--permission-policy",
+    policyFlag === undefined && policyEnv !== undefined
+      ? "AGENT_RELAY_PERMISSION_POLICY"
+      : "--permission-policy",
   );
   const retriesRaw = str("turn-retries") ?? "1";
   if (!/^\d{1,2}$/.test(retriesRaw) || Number(retriesRaw) > 10) {
@@ -280,7 +361,29 @@ export function resolveRunConfig(args: string[], env: Env): RunConfig {
   const home = baseDir(env);
   const cwd = resolve(str("cwd") ?? Deno.cwd());
   const stateDir = resolve(str("state-dir") ?? join(home, "state", safeLogName(agentId)));
-  const logDir = resolve(str("log-dir") ?? join(home, "logs"));
+  const { logDir, logFile } = resolveLogFile(agentId, str("log-file"), str("log-dir"), home);
+  const logMaxBytes = parseWholeNumber(
+    str("log-max-bytes") ?? String(DEFAULT_LOG_MAX_BYTES),
+    "--log-max-bytes",
+    4096,
+    2 ** 40,
+  );
+  const logFiles = parseWholeNumber(
+    str("log-files") ?? String(DEFAULT_LOG_FILES),
+    "--log-files",
+    1,
+    100,
+  );
+  const stepMs = parseWholeNumber(str("restart-backoff") ?? "500", "--restart-backoff", 1, 600_000);
+  const restart: RestartConfig = {
+    maxRapidExits: parseWholeNumber(str("restart-max") ?? "5", "--restart-max", 0, 1000),
+    windowMs: parseSeconds(str("restart-window") ?? "60", "--restart-window", 1, 86_400),
+    stepMs,
+    maxDelayMs: Math.max(10_000, stepMs),
+  };
+  const stopBudgetMs = str("stop-timeout") === undefined
+    ? DEFAULT_STOP_BUDGET_MS
+    : parseSeconds(str("stop-timeout")!, "--stop-timeout", 1, 3600);
   const outboxDir = resolveOutboxDir({ stateDir }, env);
   const infoRaw = str("info-file") ?? (env["AGENT_RELAY_RUNNER_INFO_FILE"] || undefined);
   const infoFile = infoRaw
@@ -302,12 +405,46 @@ export function resolveRunConfig(args: string[], env: Env): RunConfig {
     infoFile,
     logLevel,
     logFormat,
+    logFile,
+    logMaxBytes,
+    logFiles,
+    restart,
+    stopBudgetMs,
+    ...splitStopBudget(stopBudgetMs),
     controlPort,
     permissionPolicy,
     turnRetries,
     workspaceJson: env["AGENT_RELAY_WORKSPACE_JSON"] || undefined,
     providerArgs: rest,
   };
+}
+
+/**
+ * Where the log goes: `--log-file -` is stderr (the log dir stays the default); a path makes
+ * its dir the log dir (so the sandbox grants that dir), and must agree with `--log-dir` when
+ * both are given.
+ */
+function resolveLogFile(
+  agentId: string,
+  fileFlag: string | undefined,
+  dirFlag: string | undefined,
+  home: string,
+): { logDir: string; logFile: string } {
+  const defaultDir = resolve(dirFlag ?? join(home, "logs"));
+  if (fileFlag === undefined) {
+    return { logDir: defaultDir, logFile: join(defaultDir, logFileName(agentId)) };
+  }
+  if (fileFlag === "-") return { logDir: defaultDir, logFile: "-" };
+  if (fileFlag.trim() === "" || fileFlag.endsWith("/")) {
+    throw new UsageError(`--log-file "${fileFlag}" must name a file, or be - for stderr`);
+  }
+  const logFile = resolve(fileFlag);
+  if (dirFlag !== undefined && dirname(logFile) !== defaultDir) {
+    throw new UsageError(
+      `--log-file "${fileFlag}" is not in --log-dir "${dirFlag}": give one or the other`,
+    );
+  }
+  return { logDir: dirname(logFile), logFile };
 }
 
 /** Resolves the outbox dir from the flags and environment, for `run` and the `outbox` command alike. */

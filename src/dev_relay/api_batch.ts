@@ -87,8 +87,10 @@ function applyItem(ctx: RelayContext, value: unknown, index: number): Applied {
     throw new HttpError(400, `item ${index}: field "type" must be one of ${TYPES.join(", ")}`);
   }
   // The single call would have refused a body this large before reading it.
-  const size = new TextEncoder().encode(JSON.stringify(item["body"] ?? {})).length;
-  if (size > MAX_BODY) throw new HttpError(413, `the body is larger than ${MAX_BODY} bytes`);
+  const text = JSON.stringify(item["body"] ?? {});
+  if (text.length * 3 > MAX_BODY && new TextEncoder().encode(text).length > MAX_BODY) {
+    throw new HttpError(413, `the body is larger than ${MAX_BODY} bytes`);
+  }
   switch (type as typeof TYPES[number]) {
     case "message":
       return applySend(ctx, item["body"]);

@@ -284,7 +284,10 @@ export class RelayHttpClient {
       );
     }
     const json = JSON.stringify({ items });
-    const bytes = new TextEncoder().encode(json).length;
+    // A UTF-16 unit is at most 3 UTF-8 bytes: encode only when it could matter.
+    const bytes = json.length * 3 <= MAX_BATCH_BYTES
+      ? json.length
+      : new TextEncoder().encode(json).length;
     if (bytes > MAX_BATCH_BYTES) {
       throw new RangeError(`A batch of ${bytes} bytes is over the limit of ${MAX_BATCH_BYTES}`);
     }

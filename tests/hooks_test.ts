@@ -218,6 +218,36 @@ function envFor(runner: Runner): Record<string, string> {
   return {
     AGENT_RELAY_RUNNER_PORT: String(runner.server.port),
     AGENT_RELAY_RUNNER_SECRET: runner.server.secret,
+    // This test process is the runner (comm `deno`): the liveness check passes.
+    AGENT_RELAY_RUNNER_PID: String(Deno.pid),
+  };
+}
+
+/**
+ * A PATH whose `curl` records each call (to `log`) before running the real one, so a test can
+ * see that no curl ran at all.
+ */
+async function curlSpy(): Promise<{ path: string; calls: () => Promise<number>; dir: string }> {
+  const dir = await Deno.makeTempDir({ prefix: "curl-spy-" });
+  const real = new TextDecoder().decode(
+    (await new Deno.Command("bash", { args: ["-c", "command -v curl"] }).output()).stdout,
+  ).trim();
+  const log = join(dir, "calls");
+  await Deno.writeTextFile(
+    join(dir, "curl"),
+    `#!/usr/bin/env bash\necho call >>'${log}'\nexec '${real}' "$@"\n`,
+    { mode: 0o700 },
+  );
+  return {
+    dir,
+    path: `${dir}:${Deno.env.get("PATH") ?? "/usr/bin:/bin"}`,
+    calls: async () => {
+      try {
+        return (await Deno.readTextFile(log)).split("\n").filter(Boolean).length;
+      } catch {
+        return 0;
+      }
+    },
   };
 }
 
@@ -538,6 +568,82 @@ Deno.test("ask-relay: the relay's answer is used; a 5 s slow relay gets deny in 
     assert.match(fallback.message, /did not answer within 300 ms/);
     assert.deepEqual(runner.fatals, []);
   });
+});
+
+// ---------------------------------------------------------------------------------------------
+// The secret goes nowhere but a live runner on a real port
+
+Deno.test("a port that is not a number 1 to 65535 gives up before curl: exit 0, silent stdout", async () => {
+  const spy = await curlSpy();
+  try {
+    await withRunner({}, async (runner) => {
+      for (const bad of ["80@x.invalid", "0", "65536", "99999999", "8080 ", "-1", "1e3", "0x50"]) {
+        for (const event of ["stop", "pre-tool-use"]) {
+          const run = await runHook(event, "{}", {
+            ...envFor(runner),
+            AGENT_RELAY_RUNNER_PORT: bad,
+            PATH: spy.path,
+          });
+          assert.equal(run.code, 0, bad);
+          assert.equal(run.stdout, "", bad);
+          assert.match(run.stderr, /AGENT_RELAY_RUNNER_PORT is not a port number \(1 to 65535\)/);
+        }
+      }
+      assert.equal(await spy.calls(), 0, "curl never ran");
+      assert.deepEqual(runner.hooks, []);
+      assert.deepEqual(runner.statuses, [], "not even the Stop hook's idle");
+      // The control: a real port does call curl (the spy sees it) and reaches the runner.
+      const ok = await runHook("stop", "{}", { ...envFor(runner), PATH: spy.path });
+      assert.deepEqual([ok.code, ok.stdout], [0, "{}"]);
+      assert.equal(await spy.calls(), 1);
+      assert.equal(runner.hooks.length, 1);
+    });
+  } finally {
+    await Deno.remove(spy.dir, { recursive: true });
+  }
+});
+
+Deno.test("when the runner that started it is gone (or not a runner) a hook sends nothing", async () => {
+  const spy = await curlSpy();
+  const sleeper = new Deno.Command("sleep", { args: ["30"], stdout: "null", stderr: "null" })
+    .spawn();
+  try {
+    const exited = new Deno.Command("true").spawn();
+    const gone = exited.pid;
+    await exited.status;
+    await withRunner({}, async (runner) => {
+      const cases: Array<[string, RegExp]> = [
+        [String(gone), new RegExp(`the runner \\(pid ${gone}\\) is gone`)],
+        [String(sleeper.pid), new RegExp(`pid ${sleeper.pid} is not the runner \\(it is sleep\\)`)],
+        ["12ab", /AGENT_RELAY_RUNNER_PID is not a process id/],
+      ];
+      for (const [pid, why] of cases) {
+        for (const event of ["stop", "permission-request"]) {
+          const run = await runHook(event, '{"tool_name":"Bash"}', {
+            ...envFor(runner),
+            AGENT_RELAY_RUNNER_PID: pid,
+            PATH: spy.path,
+          });
+          assert.equal(run.code, 0, pid);
+          assert.equal(run.stdout, "", "nothing that could block or decide");
+          assert.match(run.stderr, why);
+        }
+      }
+      assert.equal(await spy.calls(), 0, "curl never ran: the secret went nowhere");
+      assert.deepEqual(runner.hooks, []);
+      assert.deepEqual(runner.fatals, []);
+      // Unset (a runner that does not say its pid) keeps forwarding.
+      const env = envFor(runner);
+      delete (env as Record<string, string | undefined>).AGENT_RELAY_RUNNER_PID;
+      const ok = await runHook("stop", "{}", { ...env, PATH: spy.path });
+      assert.deepEqual([ok.code, ok.stdout], [0, "{}"]);
+      assert.equal(runner.hooks.length, 1);
+    });
+  } finally {
+    sleeper.kill();
+    await sleeper.status;
+    await Deno.remove(spy.dir, { recursive: true });
+  }
 });
 
 Deno.test("cleanup: remove the plugin's temp state dir", async () => {

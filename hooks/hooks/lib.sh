@@ -8,6 +8,12 @@
 # Rules:
 # - Outside a runner (no AGENT_RELAY_RUNNER_PORT) a hook reads its stdin, prints nothing and
 #   exits 0.
+# - Before the secret goes anywhere: AGENT_RELAY_RUNNER_PORT must be a port number (digits, 1 to
+#   65535; "80@x.invalid" would have curl resolve another host), and the runner that started
+#   the provider (AGENT_RELAY_RUNNER_PID, when set) must still be alive, ours, and a runner
+#   (comm `deno` or `agent-relay-run...`). Otherwise the hook gives up: one line on stderr, no
+#   curl at all, nothing on stdout, exit 0. An orphaned provider never hands the secret to
+#   whatever listens on the dead runner's port.
 # - Every curl call is bounded: --max-time 2 for the forward, 1 s for the fatal report and for
 #   the Stop hook's idle fallback, so a hook never runs longer than about 4 s (hooks.json: 5 s)
 #   whatever the runner or the relay is doing.
@@ -30,11 +36,17 @@ RELAY_REPORTED=0
 relay_hook() {
   RELAY_HOOK="$1"
   if [ -z "${AGENT_RELAY_RUNNER_PORT:-}" ]; then
-    # Read the payload anyway, so the provider's write never hits a closed pipe.
-    [ -t 0 ] || cat >/dev/null 2>&1 || true
-    exit 0
+    relay__give_up ""
   fi
-  RELAY_BASE="http://127.0.0.1:${AGENT_RELAY_RUNNER_PORT}"
+  local port="${AGENT_RELAY_RUNNER_PORT}"
+  if [[ ! "$port" =~ ^[0-9]{1,5}$ ]] || ((10#$port < 1 || 10#$port > 65535)); then
+    relay__give_up "AGENT_RELAY_RUNNER_PORT is not a port number (1 to 65535)"
+  fi
+  local why
+  if ! why="$(relay__runner_alive)"; then
+    relay__give_up "$why"
+  fi
+  RELAY_BASE="http://127.0.0.1:$((10#$port))"
   set -o errtrace
   trap 'relay__on_err "$?" "$BASH_COMMAND"' ERR
   trap relay__on_exit EXIT
@@ -44,6 +56,42 @@ relay_hook() {
     3<<<"Authorization: Bearer ${AGENT_RELAY_RUNNER_SECRET:-}"
   RELAY_FORWARDED=1
   exit 0
+}
+
+# relay__give_up WHY - read stdin, say WHY on stderr (if any), print nothing, exit 0; no curl.
+relay__give_up() {
+  # Read the payload anyway, so the provider's write never hits a closed pipe.
+  [ -t 0 ] || cat >/dev/null 2>&1 || true
+  if [ -n "$1" ]; then
+    printf 'agent-relay-runner %s hook: %s; not forwarding\n' "$RELAY_HOOK" "$1" >&2 || true
+  fi
+  exit 0
+}
+
+# relay__runner_alive - succeeds when AGENT_RELAY_RUNNER_PID is unset, or names a live process
+# of this user that is a runner; otherwise prints why not and fails.
+relay__runner_alive() {
+  local pid="${AGENT_RELAY_RUNNER_PID:-}" comm="" exe=""
+  [ -z "$pid" ] && return 0
+  if [[ ! "$pid" =~ ^[1-9][0-9]{0,9}$ ]]; then
+    printf 'AGENT_RELAY_RUNNER_PID is not a process id'
+    return 1
+  fi
+  if [ ! -O "/proc/$pid" ]; then
+    printf 'the runner (pid %s) is gone' "$pid"
+    return 1
+  fi
+  { read -r comm <"/proc/$pid/comm"; } 2>/dev/null || true
+  case "$comm" in
+    deno | agent-relay-run*) return 0 ;;
+  esac
+  # A renamed binary: the first word of its command line.
+  { IFS= read -r -d '' exe <"/proc/$pid/cmdline"; } 2>/dev/null || true
+  case "${exe##*/}" in
+    deno | agent-relay-runner*) return 0 ;;
+  esac
+  printf 'pid %s is not the runner (it is %s)' "$pid" "${comm:-unknown}"
+  return 1
 }
 
 # relay__json_escape TEXT - TEXT as the inside of a JSON string.

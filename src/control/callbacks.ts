@@ -39,11 +39,19 @@ export interface StatusSnapshot {
   status: AgentStatus;
   /** The provider's pid while it runs, else the runner's. */
   pid: number;
-  /** Epoch milliseconds the runner started (the server adds `uptimeMs`). */
+  /** Epoch milliseconds the runner started (the server shows it as ISO-8601, adds `uptimeMs`). */
   startedAt: number;
   outbox: { pending: number; poisoned: number };
+  /** The relay bus's state (`open` = connected); `/metrics` shows it as bus-connected 0/1. */
+  bus?: string;
   [extra: string]: unknown;
 }
+
+/** What `GET /ready` answers: ready, or why not (the body of the 503). */
+export type Readiness = { ready: true } | { ready: false; reason: string };
+
+/** The relay's view of our credentials: `unauthorized` once it refused them (renewal failed). */
+export type RelayAuth = "ok" | "unauthorized" | "unknown";
 
 /** One extra Prometheus sample the runner wants in `/metrics`. */
 export interface MetricSample {
@@ -101,4 +109,11 @@ export interface ControlCallbacks {
   onHookFatal?(report: HookFatalReport): void;
   /** `GET /metrics`'s runner figures. */
   metrics?(): MetricsSnapshot;
+  /**
+   * `GET /ready`: whether the runner can take work (bus connected, provider started). Absent
+   * means always ready. A throw answers 503 with the error as the reason.
+   */
+  readiness?(): Readiness;
+  /** The relay auth state shown by `/health` and `/status`. Absent means `unknown`. */
+  relayAuth?(): RelayAuth;
 }

@@ -41,3 +41,7 @@ export type HookAnswer = Record<string, unknown>;
 export const MAX_BODY_BYTES = 1024 * 1024;
 /** The default wait on the runner's callbacks while a hook waits. */
 export const DEFAULT_HOOK_BUDGET_MS = 1_500;
+/** The default time a request body may take to arrive in full (408 after). */
+export const BODY_TIMEOUT_MS = 2_000;
+/** The default cap on requests being answered at once (503 above). */
+export const MAX_IN_FLIGHT = 64;

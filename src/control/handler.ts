@@ -3,10 +3,12 @@
  * tested without a port: the bearer check, routing, and turning errors into answers. The
  * endpoints themselves live in hook_routes.ts, operator_routes.ts, metrics.ts and monitor.ts.
  *
- * Rules for every request (docs/control-server.md): the bearer secret on all paths but
- * `GET /health` (401, nothing done), compared in constant time; unknown path -> 404; wrong
- * method -> 405 with `Allow`; an endpoint's `HttpError` -> its status with `{error}`; anything
- * else thrown -> 500 `{error}`, logged.
+ * Rules for every request (docs/control-server.md): more than `maxInFlight` requests being
+ * answered at once -> 503 (nothing done); the bearer secret on all paths but `GET /health` and
+ * `GET /ready` (401, nothing done), compared in constant time; unknown path -> 404; wrong
+ * method -> 405 with `Allow`; an endpoint's `HttpError` -> its status with `{error}` (a body
+ * that does not arrive within `bodyTimeoutMs` -> 408); anything else thrown -> 500 `{error}`,
+ * logged.
  *
  * @module
  */
@@ -14,7 +16,13 @@ import { addSecret, getLogger } from "../logger.ts";
 import type { ProviderName } from "../types.ts";
 import { type Clock, errorText, systemClock } from "../util/mod.ts";
 import type { ControlCallbacks } from "./callbacks.ts";
-import { DEFAULT_HOOK_BUDGET_MS, MAX_BODY_BYTES } from "./contract.ts";
+import {
+  BODY_TIMEOUT_MS,
+  DEFAULT_HOOK_BUDGET_MS,
+  MAX_BODY_BYTES,
+  MAX_IN_FLIGHT,
+} from "./contract.ts";
+import { healthRoutes } from "./health_routes.ts";
 import { hookRoutes } from "./hook_routes.ts";
 import { errorResponse, HttpError, json } from "./http.ts";
 import { ControlStats, PROMETHEUS_CONTENT_TYPE, renderMetrics } from "./metrics.ts";
@@ -34,6 +42,10 @@ export interface ControlOptions {
   provider?: ProviderName;
   /** Default 1 MiB. */
   maxBodyBytes?: number;
+  /** How long a request body may take to arrive in full (408 after). Default 2,000 ms. */
+  bodyTimeoutMs?: number;
+  /** Requests answered at once before the next gets 503. Default 64. */
+  maxInFlight?: number;
   /** How long a hook may wait on the runner's callbacks. Default 1,500 ms. */
   hookBudgetMs?: number;
   /** Epoch milliseconds now. Default `clock.now`. */
@@ -49,12 +61,14 @@ export interface ControlHandler {
   publish(event: MonitorEvent): void;
   /** How many `/monitor` clients are connected. */
   readonly monitorClients: number;
+  /** How many requests are being answered right now. */
+  readonly inFlight: number;
   /** Closes the monitor sockets and the log subscription. */
   close(): void;
 }
 
 /** The paths served without the secret. */
-const OPEN_PATHS: ReadonlySet<string> = new Set(["/health"]);
+const OPEN_PATHS: ReadonlySet<string> = new Set(["/health", "/ready"]);
 const HOOKS_PREFIX = "/hooks/";
 
 /** The path of an absolute URL, without parsing all of it (the hot path). */
@@ -98,20 +112,26 @@ export function createControlHandler(options: ControlOptions): ControlHandler {
   addSecret(secret);
   const clock = options.clock ?? systemClock;
   const now = options.now ?? (() => clock.now());
-  const maxBodyBytes = options.maxBodyBytes ?? MAX_BODY_BYTES;
+  const body = {
+    maxBytes: options.maxBodyBytes ?? MAX_BODY_BYTES,
+    timeoutMs: options.bodyTimeoutMs ?? BODY_TIMEOUT_MS,
+    clock,
+  };
+  const maxInFlight = options.maxInFlight ?? MAX_IN_FLIGHT;
+  let inFlight = 0;
   const stats = new ControlStats();
   const monitor = new Monitor({ now, status: () => statusBody(callbacks, now()) });
   const table = new RouteTable([
-    ["/health", { GET: () => json({ ok: true }) }],
+    ...healthRoutes(callbacks),
     ...hookRoutes(callbacks, {
       stats,
       monitor,
       clock,
       budgetMs: options.hookBudgetMs ?? DEFAULT_HOOK_BUDGET_MS,
-      maxBodyBytes,
+      body,
       provider: options.provider ?? "claude",
     }),
-    ...operatorRoutes(callbacks, { now, maxBodyBytes }),
+    ...operatorRoutes(callbacks, { now, body }),
     ["/metrics", {
       GET: () =>
         new Response(renderMetrics(callbacks, stats, { now: now() }), {
@@ -122,6 +142,25 @@ export function createControlHandler(options: ControlOptions): ControlHandler {
   ]);
 
   const handle = async (req: Request): Promise<Response> => {
+    if (inFlight >= maxInFlight) {
+      stats.busy++;
+      return json(
+        { error: `The control server is answering ${inFlight} requests already; retry shortly` },
+        503,
+        { "retry-after": "1" },
+      );
+    }
+    inFlight++;
+    try {
+      const res = await route(req);
+      if (res.status === 408) stats.bodyTimeouts++;
+      return res;
+    } finally {
+      inFlight--;
+    }
+  };
+
+  const route = async (req: Request): Promise<Response> => {
     const path = pathOf(req.url);
     if (!OPEN_PATHS.has(path) && !bearerMatches(req.headers.get("authorization"), secret)) {
       stats.unauthorized++;
@@ -142,6 +181,7 @@ export function createControlHandler(options: ControlOptions): ControlHandler {
   return Object.defineProperties(handle, {
     publish: { value: (event: MonitorEvent) => monitor.publish(event) },
     monitorClients: { get: () => monitor.clients },
+    inFlight: { get: () => inFlight },
     close: { value: () => monitor.close() },
   }) as ControlHandler;
 }

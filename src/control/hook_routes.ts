@@ -19,7 +19,7 @@ import type { PermissionDecision, PermissionRequest, ProviderName } from "../typ
 import { type Clock, errorText } from "../util/mod.ts";
 import type { ControlCallbacks, HookContext } from "./callbacks.ts";
 import { HOOK_EVENTS, type HookAnswer, type HookEvent, type HookPayload } from "./contract.ts";
-import { HttpError, isObject, json, optionalTypes, readObject } from "./http.ts";
+import { type BodyLimits, HttpError, isObject, json, optionalTypes, readObject } from "./http.ts";
 import type { ControlStats } from "./metrics.ts";
 import type { Monitor } from "./monitor.ts";
 import type { RouteMethods } from "./routes.ts";
@@ -54,9 +54,17 @@ export interface HookRoutesOptions {
   clock: Clock;
   /** How long a hook waits on `onHook` and `decidePermission`. */
   budgetMs: number;
-  maxBodyBytes: number;
-  /** The provider named in permission requests. */
+  body: BodyLimits;
+  /**
+   * The run's provider: named in permission requests, and deciding whether the hook endpoints
+   * answer at all (only a provider that uses hooks, see {@linkcode usesHooks}; 409 otherwise).
+   */
   provider: ProviderName;
+}
+
+/** Whether `provider` reports through the hook endpoints (only Claude Code does). */
+export function usesHooks(provider: ProviderName): boolean {
+  return provider === "claude";
 }
 
 /** The hook endpoints, as `[path, methods]` pairs for the route table. */
@@ -64,7 +72,8 @@ export function hookRoutes(
   callbacks: ControlCallbacks,
   options: HookRoutesOptions,
 ): Array<[string, RouteMethods]> {
-  const { stats, monitor, clock, budgetMs: budget, maxBodyBytes, provider } = options;
+  const { stats, monitor, clock, budgetMs: budget, body, provider } = options;
+  const hooksServed = usesHooks(provider);
 
   /** Resolves `value`, or `fallback()` after the budget; never waits longer. */
   const within = <T>(value: T | Promise<T>, fallback: () => T): T | Promise<T> => {
@@ -145,7 +154,14 @@ export function hookRoutes(
   };
 
   const answer = async (event: HookEvent, req: Request): Promise<HookAnswer> => {
-    const { raw, value } = await readObject(req, maxBodyBytes);
+    if (!hooksServed) {
+      // Nothing read, nothing done: a stop here must not pull queued messages into a turn.
+      throw new HttpError(
+        409,
+        `The ${provider} provider does not use hooks; POST /hooks/${event} is not served`,
+      );
+    }
+    const { raw, value } = await readObject(req, body);
     optionalTypes(value, COMMON_FIELDS);
     if (event === "stop") return await stop(value, raw);
     if (event === "permission-request") return await permission(value, raw);
@@ -179,7 +195,7 @@ export function hookRoutes(
   };
 
   const hookFatal = async (req: Request): Promise<Response> => {
-    const { value } = await readObject(req, maxBodyBytes);
+    const { value } = await readObject(req, body);
     optionalTypes(value, { hook: "string", error: "string" });
     // A failing hook may echo its own command line, secret included: the report is redacted
     // before it is logged, queued for the relay or published (the secret never leaves).

@@ -4,11 +4,13 @@
  *
  * The request rules (docs/control-server.md): a body over the limit is refused as soon as it is
  * known to be over (413), never buffered whole; a body that is cut off, not UTF-8, not JSON or
- * not a JSON object answers 400; so does a field of the wrong type.
+ * not a JSON object answers 400; so does a field of the wrong type. A body that has not arrived
+ * in full within the read deadline answers 408, so a client that sends half a body and stalls
+ * holds its request for at most that long.
  *
  * @module
  */
-import { errorText } from "../util/mod.ts";
+import { type Clock, errorText } from "../util/mod.ts";
 import type { HookPayload } from "./contract.ts";
 
 /** An answer other than 200: thrown by a route, turned into `{error}` by the handler. */
@@ -40,8 +42,43 @@ export function isObject(value: unknown): value is Record<string, unknown> {
 
 const decoder = new TextDecoder("utf-8", { fatal: true });
 
-/** Reads a body of at most `limit` bytes, stopping (and answering 413) as soon as it is past. */
-export async function readText(req: Request, limit: number): Promise<string> {
+/** How much of a body is read, and for how long. */
+export interface BodyLimits {
+  /** The largest body accepted (413 above). */
+  maxBytes: number;
+  /** How long the whole body may take to arrive (408 after). */
+  timeoutMs: number;
+  /** The deadline's timer. */
+  clock: Clock;
+}
+
+/**
+ * Reads a body within `limits`: 413 as soon as it is past `maxBytes`, 408 when it has not
+ * arrived in full within `timeoutMs`. The read is then abandoned and the request freed; the
+ * connection itself stays open until the client closes it (Deno.serve 2.9.6 offers no way to
+ * close it: docs/control-server.md, "Slow and idle connections").
+ */
+export async function readText(req: Request, limits: BodyLimits): Promise<string> {
+  let timer: unknown;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = limits.clock.setTimeout(() => {
+      reject(
+        new HttpError(408, `The body did not arrive within ${limits.timeoutMs} ms`),
+      );
+    }, limits.timeoutMs);
+  });
+  const reading = readWithin(req, limits.maxBytes);
+  try {
+    return await Promise.race([reading, deadline]);
+  } finally {
+    limits.clock.clearTimeout(timer);
+    // After a 408 the read may still settle (or fail when the connection goes): never unhandled.
+    reading.catch(() => {});
+  }
+}
+
+/** {@linkcode readText} without the deadline. */
+async function readWithin(req: Request, limit: number): Promise<string> {
   const declared = req.headers.get("content-length");
   if (declared !== null && Number(declared) > limit) {
     throw new HttpError(413, `The body is ${declared} bytes; the limit is ${limit} bytes`);
@@ -105,12 +142,12 @@ function decodeUtf8(bytes: Uint8Array): string {
   }
 }
 
-/** Reads a JSON object body of at most `limit` bytes: the raw text and the parsed object. */
+/** Reads a JSON object body within `limits`: the raw text and the parsed object. */
 export async function readObject(
   req: Request,
-  limit: number,
+  limits: BodyLimits,
 ): Promise<{ raw: string; value: HookPayload }> {
-  const raw = await readText(req, limit);
+  const raw = await readText(req, limits);
   if (raw.trim() === "") throw new HttpError(400, "The body is empty; expected a JSON object");
   let value: unknown;
   try {

@@ -5,6 +5,8 @@
  *
  * @module
  */
+import { AGENT_STATUSES } from "../types.ts";
+import { VERSION } from "../version.ts";
 import type { ControlCallbacks, MetricSample } from "./callbacks.ts";
 
 /** The histogram's upper bounds, in seconds (`+Inf` is implied). */
@@ -42,6 +44,10 @@ export class ControlStats {
   stopBlocks = 0;
   hookFatals = 0;
   unauthorized = 0;
+  /** Requests answered 408: the body did not arrive in time. */
+  bodyTimeouts = 0;
+  /** Requests answered 503: too many in flight. */
+  busy = 0;
 
   /** Counts one hook answered with `status` after `seconds`. */
   recordHook(event: string, status: number, seconds: number): void {
@@ -131,6 +137,22 @@ export function renderMetrics(
   options: RenderMetricsOptions,
 ): string {
   const out = new Exposition();
+  const snapshot = callbacks.status();
+  out.single(
+    "bus_connected",
+    gauge("1 while the relay bus is connected, else 0."),
+    snapshot.bus === "open" ? 1 : 0,
+  );
+  out.metric(
+    PREFIX + "agent_status",
+    gauge("The agent's status: 1 for the current one, 0 for the others."),
+    AGENT_STATUSES.map((status) => [{ status }, snapshot.status === status ? 1 : 0]),
+  );
+  out.metric(
+    PREFIX + "build_info",
+    gauge("The runner's version and the Deno version it runs on (always 1)."),
+    [[{ version: VERSION, deno: Deno.version.deno }, 1]],
+  );
   const m = callbacks.metrics?.();
   if (m) {
     out.single("outbox_pending", gauge("Outbox events waiting to be sent."), m.outbox.pending);
@@ -181,6 +203,16 @@ export function renderMetrics(
     "control_unauthorized_total",
     counter("Control requests refused for a missing or wrong secret."),
     stats.unauthorized,
+  );
+  out.single(
+    "control_body_timeouts_total",
+    counter("Control requests answered 408: the body did not arrive within the deadline."),
+    stats.bodyTimeouts,
+  );
+  out.single(
+    "control_busy_total",
+    counter("Control requests answered 503: too many requests were being answered."),
+    stats.busy,
   );
   for (const [name, list] of samplesByName(m?.samples ?? [])) {
     const first = list[0]!;

@@ -14,6 +14,8 @@ export type {
   MetricSample,
   MetricsSnapshot,
   ObligationSource,
+  Readiness,
+  RelayAuth,
   StatusSnapshot,
 } from "./callbacks.ts";
 export { type ControlHandler, type ControlOptions, createControlHandler } from "./handler.ts";

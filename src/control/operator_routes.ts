@@ -8,17 +8,25 @@
 import { getLogger, getLogLevel, LOG_LEVELS, parseLogLevel, setLogLevel } from "../logger.ts";
 import { AGENT_STATUSES, type AgentStatus } from "../types.ts";
 import type { ControlCallbacks, ObligationSource } from "./callbacks.ts";
-import { HttpError, json, optionalTypes, readObject } from "./http.ts";
+import { relayAuthOf } from "./health_routes.ts";
+import { type BodyLimits, HttpError, json, optionalTypes, readObject } from "./http.ts";
 import type { RouteMethods } from "./routes.ts";
 
 const log = getLogger("control");
+
+/** Epoch milliseconds as ISO-8601, or `null` (also for a time `Date` cannot show). */
+export function isoTime(epochMs: number | undefined): string | null {
+  if (typeof epochMs !== "number" || !Number.isFinite(epochMs)) return null;
+  const date = new Date(epochMs);
+  return Number.isNaN(date.getTime()) ? null : date.toISOString();
+}
 
 /** How many obligations the snapshot holds, when it was refreshed, and why it last failed. */
 function obligationInfo(obligations: ObligationSource, now: number): Record<string, unknown> {
   const refreshedAt = obligations.refreshedAt;
   const info: Record<string, unknown> = {
     count: obligations.get().length,
-    refreshedAt: refreshedAt ?? null,
+    refreshedAt: isoTime(refreshedAt),
     ageMs: refreshedAt === undefined ? null : Math.max(0, now - refreshedAt),
   };
   const lastError = obligations.lastError;
@@ -26,13 +34,18 @@ function obligationInfo(obligations: ObligationSource, now: number): Record<stri
   return info;
 }
 
-/** `GET /status`'s body: the runner's snapshot plus `uptimeMs` and `obligations`. */
+/**
+ * `GET /status`'s body: the runner's snapshot with `startedAt` as ISO-8601, plus `uptimeMs`,
+ * `obligations` (its `refreshedAt` ISO-8601 too; ages stay milliseconds) and `relayAuth`.
+ */
 export function statusBody(callbacks: ControlCallbacks, now: number): Record<string, unknown> {
   const s = callbacks.status();
   return {
     ...s,
+    startedAt: isoTime(s.startedAt),
     uptimeMs: Math.max(0, now - s.startedAt),
     obligations: obligationInfo(callbacks.obligations, now),
+    relayAuth: relayAuthOf(callbacks),
   };
 }
 
@@ -40,7 +53,7 @@ export function statusBody(callbacks: ControlCallbacks, now: number): Record<str
 export interface OperatorRoutesOptions {
   /** Epoch milliseconds now. */
   now: () => number;
-  maxBodyBytes: number;
+  body: BodyLimits;
 }
 
 /** The operator endpoints, as `[path, methods]` pairs for the route table. */
@@ -48,10 +61,10 @@ export function operatorRoutes(
   callbacks: ControlCallbacks,
   options: OperatorRoutesOptions,
 ): Array<[string, RouteMethods]> {
-  const { now, maxBodyBytes } = options;
+  const { now, body } = options;
 
   const postStatus = async (req: Request): Promise<Response> => {
-    const { value } = await readObject(req, maxBodyBytes);
+    const { value } = await readObject(req, body);
     optionalTypes(value, { source: "string" });
     const status = value["status"];
     if (typeof status !== "string" || !(AGENT_STATUSES as readonly string[]).includes(status)) {
@@ -65,7 +78,7 @@ export function operatorRoutes(
   };
 
   const postLogLevel = async (req: Request): Promise<Response> => {
-    const { value } = await readObject(req, maxBodyBytes);
+    const { value } = await readObject(req, body);
     const raw = value["level"];
     const level = typeof raw === "string" ? parseLogLevel(raw) : undefined;
     if (!level) {

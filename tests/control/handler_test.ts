@@ -28,11 +28,11 @@ Deno.test("generateSecret() gives 256 random bits; constantTimeEqual() compares 
   );
 });
 
-Deno.test("GET /health needs no secret and says only {ok}", async () => {
+Deno.test("GET /health needs no secret and says only {ok} and the relay auth state", async () => {
   const h = handlerFor(fake());
   const res = await h(get("/health", {}));
   assert.equal(res.status, 200);
-  assert.deepEqual(await res.json(), { ok: true });
+  assert.deepEqual(await res.json(), { ok: true, relay: { auth: "unknown" } });
   const bad = await h(post("/health", {}, {}));
   assert.equal(bad.status, 405);
   assert.equal(bad.headers.get("allow"), "GET");

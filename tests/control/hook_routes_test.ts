@@ -163,10 +163,17 @@ Deno.test("POST /hook-fatal logs FATAL and hands the report to the runner", asyn
 
 Deno.test("the hook budget runs on the injected clock: the fallback comes when it is spent", async () => {
   const clock = new FakeClock();
-  const f = fake({ decidePermission: () => new Promise<PermissionDecision>(() => {}) });
+  let asked = false;
+  const f = fake({
+    decidePermission: () => {
+      asked = true;
+      return new Promise<PermissionDecision>(() => {});
+    },
+  });
   const h = createControlHandler({ secret: SECRET, callbacks: f.callbacks, clock });
   const answering = h(post("/hooks/permission-request", { tool_name: "Edit" }));
-  await waitFor("the budget's timer to be armed", () => clock.pending === 1);
+  // The body's read deadline (also on the clock) is cleared once the body is read.
+  await waitFor("the budget's timer to be armed", () => asked && clock.pending === 1);
   clock.tick(1_499);
   assert.equal(clock.pending, 1, "1,499 ms into a 1,500 ms budget the hook still waits");
   clock.tick(1);

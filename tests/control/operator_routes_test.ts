@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { getLogLevel } from "../../src/logger.ts";
 import { fake, get, handlerFor, owed, post, withLogs } from "./control_fake.ts";
 
-Deno.test("GET /status adds uptime and the obligation snapshot's age", async () => {
+Deno.test("GET /status adds uptime and the obligation snapshot's age, times in ISO-8601", async () => {
   const f = fake();
   f.obligations = [owed(1, "user")];
   f.refreshedAt = 4_000;
@@ -14,10 +14,16 @@ Deno.test("GET /status adds uptime and the obligation snapshot's age", async () 
   assert.equal(body.agentId, "a1");
   assert.equal(body.status, "busy");
   assert.equal(body.pid, 4242);
+  assert.equal(body.startedAt, "1970-01-01T00:00:01.000Z", "the snapshot's epoch ms as ISO");
   assert.equal(body.uptimeMs, 4_000);
+  assert.equal(body.relayAuth, "unknown", "no relayAuth callback");
   assert.deepEqual(body.outbox, { pending: 2, poisoned: 1 });
   assert.equal(body.lastDeliveryAt, 1_500, "extra runner fields pass through");
-  assert.deepEqual(body.obligations, { count: 1, refreshedAt: 4_000, ageMs: 1_000 });
+  assert.deepEqual(body.obligations, {
+    count: 1,
+    refreshedAt: "1970-01-01T00:00:04.000Z",
+    ageMs: 1_000,
+  });
 });
 
 Deno.test("POST /status hands the status and its source to the runner", async () => {
@@ -44,7 +50,7 @@ Deno.test("GET /reply-obligations serves the local snapshot with refreshedAt", a
   f.refreshedAt = 4_500;
   const body = await (await h(get("/reply-obligations"))).json();
   assert.deepEqual(body.obligations, [owed(9, "user", "hi")]);
-  assert.equal(body.refreshedAt, 4_500);
+  assert.equal(body.refreshedAt, "1970-01-01T00:00:04.500Z");
   assert.equal(body.ageMs, 500);
 });
 

@@ -21,7 +21,7 @@ Deno.test("over a real port: 127.0.0.1 only, secret required, hooks answered", a
     assert.match(server.secret, /^[0-9a-f]{64}$/);
     const base = `http://127.0.0.1:${server.port}`;
     const health = await fetch(`${base}/health`);
-    assert.deepEqual(await health.json(), { ok: true });
+    assert.deepEqual(await health.json(), { ok: true, relay: { auth: "unknown" } });
     const denied = await fetch(`${base}/hooks/stop`, { method: "POST", body: "{}" });
     assert.equal(denied.status, 401);
     await denied.body?.cancel();
@@ -52,7 +52,7 @@ Deno.test("over a real port: DENO_SERVE_ADDRESS cannot move or duplicate the lis
       assert.equal(Deno.env.get("DENO_SERVE_ADDRESS"), undefined);
       assert.notEqual(server.port, port);
       const health = await fetch(`http://127.0.0.1:${server.port}/health`);
-      assert.deepEqual(await health.json(), { ok: true });
+      assert.deepEqual(await health.json(), { ok: true, relay: { auth: "unknown" } });
       await assert.rejects(
         fetch(`http://127.0.0.1:${port}/health`),
         "nothing listens on the override",

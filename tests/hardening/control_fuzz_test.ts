@@ -185,7 +185,7 @@ Deno.test("hardening: malformed HTTP on a raw socket never reaches the runner wi
     assert.ok(seen.includes("401") && seen.includes("400"), seen.join(","));
     // Still serving, and still refusing without the secret.
     const health = await fetch(`http://127.0.0.1:${server.port}/health`);
-    assert.deepEqual(await health.json(), { ok: true });
+    assert.deepEqual(await health.json(), { ok: true, relay: { auth: "ok" } });
     const refused = await fetch(`http://127.0.0.1:${server.port}/status`);
     assert.equal(refused.status, 401);
     await refused.body?.cancel();

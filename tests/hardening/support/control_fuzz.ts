@@ -22,8 +22,11 @@ import {
 import { getLogLevel, setLogLevel } from "../../../src/logger.ts";
 import { type FuzzCase, generateCase } from "./control_fuzz_cases.ts";
 import { checkAction, expectedStatuses } from "./control_fuzz_oracle.ts";
-import { ACTIONS, createSpy, FUZZ_SECRET, type Spy } from "./control_fuzz_spy.ts";
+import { ACTIONS, createSpy, FUZZ_SECRET, OPEN_READS, type Spy } from "./control_fuzz_spy.ts";
 import { mulberry32 } from "./prng.ts";
+
+/** What `/ready` answers while the spy's readiness says yes. */
+const READY_BODY = '{"ready":true}';
 
 export { type FuzzCase, generateCase } from "./control_fuzz_cases.ts";
 export { expectedStatuses } from "./control_fuzz_oracle.ts";
@@ -168,7 +171,7 @@ export async function runControlFuzz(options: FuzzOptions): Promise<FuzzSummary>
         fail(c, `threw ${error instanceof Error ? `${error.name}: ${error.message}` : error}`);
         continue;
       }
-      const open = path === "/health";
+      const open = path === "/health" || path === "/ready";
       if (response === undefined) {
         summary.statuses["client-aborted"] = (summary.statuses["client-aborted"] ?? 0) + 1;
         continue; // The global action count below still catches a late action.
@@ -204,13 +207,17 @@ export async function runControlFuzz(options: FuzzOptions): Promise<FuzzSummary>
       if (status === 401 && !response.headers.get("www-authenticate")) {
         fail(c, "a 401 without WWW-Authenticate");
       }
-      if ((!c.authValid || open) && calls.length > 0) {
-        fail(c, `reached the runner without the secret: ${calls.map((k) => k.name).join(", ")}`);
+      const reached = open ? calls.filter((k) => !OPEN_READS.includes(k.name)) : calls;
+      if ((!c.authValid || open) && reached.length > 0) {
+        fail(c, `reached the runner without the secret: ${reached.map((k) => k.name).join(", ")}`);
       }
       if ((!c.authValid || open) && getLogLevel() !== level) {
         fail(c, "changed the log level without the secret");
       }
-      if (open && status === 200 && text !== '{"ok":true}') fail(c, `/health said ${text}`);
+      if (path === "/health" && status === 200 && text !== '{"ok":true,"relay":{"auth":"ok"}}') {
+        fail(c, `/health said ${text}`);
+      }
+      if (path === "/ready" && status === 200 && text !== READY_BODY) fail(c, `/ready said ${text}`);
       const actions = calls.filter((k) => ACTIONS.includes(k.name));
       if (status !== 200 && actions.length > 0) {
         fail(c, `answered ${status} but acted: ${actions.map((k) => k.name).join(", ")}`);

@@ -20,6 +20,7 @@ const ENDPOINTS = [
   "/metrics",
   "/monitor",
   "/health",
+  "/ready",
 ];
 /** Methods no route has, among them names of `Object` members (never a prototype's function). */
 const OTHER_METHODS = [

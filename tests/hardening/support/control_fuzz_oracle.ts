@@ -10,7 +10,7 @@ import { AGENT_STATUSES, type AgentStatus } from "../../../src/types.ts";
 import type { FuzzCase } from "./control_fuzz_cases.ts";
 import type { SpyCall } from "./control_fuzz_spy.ts";
 
-/** The methods of every path but the hooks and `/health`. */
+/** The methods of every path but the hooks, `/health` and `/ready`. */
 const ROUTES: ReadonlyMap<string, readonly string[]> = new Map([
   ["/status", ["GET", "POST"]],
   ["/reply-obligations", ["GET"]],
@@ -35,6 +35,7 @@ export function expectedStatuses(c: FuzzCase, path: string, method: string): num
 
 function expectedStatus(c: FuzzCase, path: string, method: string): number {
   if (path === "/health") return method === "GET" ? 200 : 405;
+  if (path === "/ready") return method === "GET" ? 200 : 405;
   if (!c.authValid) return 401;
   let isPost = false;
   let check: (p: Record<string, unknown>) => boolean = () => true;

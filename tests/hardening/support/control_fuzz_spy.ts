@@ -21,7 +21,12 @@ export type CallbackName =
   | "decidePermission"
   | "onHook"
   | "onHookFatal"
-  | "metrics";
+  | "metrics"
+  | "readiness"
+  | "relayAuth";
+
+/** The callbacks the open paths (`/health`, `/ready`) may read without the secret. */
+export const OPEN_READS: readonly CallbackName[] = ["readiness", "relayAuth"];
 
 /** The callbacks that change something (the rest only read). */
 export const ACTIONS: readonly CallbackName[] = [
@@ -94,6 +99,14 @@ export function createSpy(): Spy {
     metrics() {
       rec("metrics");
       return { outbox: { pending: 1, poisoned: 0, delivered: 3 } };
+    },
+    readiness() {
+      rec("readiness");
+      return { ready: true };
+    },
+    relayAuth() {
+      rec("relayAuth");
+      return "ok";
     },
   };
   return { callbacks, calls };

@@ -10,6 +10,7 @@
  */
 import type { ProviderAdapter } from "../adapters/mod.ts";
 import { getLogger } from "../logger.ts";
+import { OversizedAnswerError } from "../relay/mod.ts";
 import type { Message, ReplyObligation } from "../types.ts";
 import {
   backoffDelay,
@@ -148,21 +149,34 @@ export class Delivery {
   /**
    * Reads unread pages, each after the last id of the one before, until a page is short. A relay
    * that ignores `after` (the same page again) ends the paging: the rest is polled for once this
-   * lot is answered. Returns true once the pages were read.
+   * lot is answered. A page over the byte limit is read again one message at a time; a single
+   * message over it is refused (see {@linkcode Delivery.#refuseTooLarge}). Returns true once the
+   * pages were read.
    */
   async #readPages(signal: AbortSignal): Promise<boolean> {
     let after: number | undefined;
+    let limit = POLL_LIMIT;
     let total = 0;
     let fresh = 0;
     for (let pages = 1;; pages++) {
-      const page = await this.#d.poll({
-        limit: POLL_LIMIT,
-        ...(after !== undefined ? { after } : {}),
-        signal,
-      });
+      let page: Message[];
+      try {
+        page = await this.#d.poll({ limit, ...(after !== undefined ? { after } : {}), signal });
+      } catch (error) {
+        if (!(error instanceof OversizedAnswerError)) throw error;
+        if (limit > 1) {
+          limit = 1; // One at a time: find the message that is too large.
+          continue;
+        }
+        if (!error.first) throw error;
+        this.#refuseTooLarge(error.first, error.limit);
+        after = error.first.id;
+        limit = POLL_LIMIT;
+        continue;
+      }
       if (this.#d.stopping()) return false;
       if (pages === 1) this.#d.onPollSuccess();
-      const outcome = this.#d.inbox.acceptPage(page, { limit: POLL_LIMIT });
+      const outcome = this.#d.inbox.acceptPage(page, { limit });
       // Never delivered: marked read so they cannot fill every page of the inbox.
       for (const id of outcome.notChat) this.markRead(id, this.#d.clock.now());
       for (const m of outcome.fresh) {
@@ -173,18 +187,34 @@ export class Delivery {
       total += page.length;
       fresh += outcome.fresh.length;
       const last = Math.max(0, ...page.map((m) => m.id));
-      const more = page.length >= POLL_LIMIT && (after === undefined || last > after) &&
-        pages < MAX_PAGES;
+      const full = page.length >= limit;
+      const more = full && (after === undefined || last > after) && pages < MAX_PAGES;
       if (!more) {
         // A full page of nothing new from a relay that cannot page: try again soon.
-        if (page.length >= POLL_LIMIT && outcome.fresh.length === 0) {
-          this.pollSoon(POLL_RETRY_MS);
-        }
+        if (full && outcome.fresh.length === 0) this.pollSoon(POLL_RETRY_MS);
         log.info(`inbox poll: ${total} unread message(s) in ${pages} page(s), ${fresh} new`);
         return true;
       }
       after = last;
+      limit = POLL_LIMIT;
     }
+  }
+
+  /**
+   * A message too large to read (a hostile or broken relay): it is never delivered, but it is
+   * answered with a failure reply and marked read, so the sender hears and the next start does
+   * not trip on it again. Logged once.
+   */
+  #refuseTooLarge(first: { id: number; from: string }, limit: number): void {
+    if (!this.#d.inbox.refuse(first.id)) return;
+    const why = `the message is too large to deliver (over ${Math.floor(limit / 1024)} KiB)`;
+    log.error(`message #${first.id} from ${first.from} refused: ${why}`);
+    const at = this.#d.clock.now();
+    const message = { id: first.id, from: first.from };
+    this.#d.events.failureReply(message, why, at);
+    this.#d.events.receipt(first.id, "failed", { at, detail: why });
+    this.markRead(first.id, at);
+    this.#d.obligations.markAnswered([first.id]);
   }
 
   // --- Hand-over ----------------------------------------------------------------------------

@@ -108,7 +108,7 @@ export class EventQueue {
   }
 
   /** The failure reply to `message`: its turn failed for good, for the reason `error`. */
-  failureReply(message: Message, error: string, at: number): void {
+  failureReply(message: Pick<Message, "id" | "from">, error: string, at: number): void {
     this.queue(failureReply(message, error, this.#o), at);
   }
 

@@ -316,6 +316,18 @@ export class Inbox {
 
   // --- Bookkeeping ------------------------------------------------------------------------
 
+  /**
+   * A message that will never be delivered (too large to read): settled as answered. Returns
+   * false when it was settled already.
+   */
+  refuse(id: number): boolean {
+    if (this.#replied.has(id)) return false;
+    this.#pending.delete(id);
+    this.#delivered.add(id);
+    this.#replied.add(id);
+    return true;
+  }
+
   /** Whether the mark-read of `id` is still to be queued (true once per id). */
   claimMarkRead(id: number): boolean {
     return this.#markedRead.add(id);

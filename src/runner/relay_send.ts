@@ -9,15 +9,65 @@
  * @module
  */
 import type { OutboxRecord, OutboxSend, SendResult } from "../outbox/mod.ts";
-import { RelayError, type RelayHttpClient } from "../relay/mod.ts";
+import { getLogger } from "../logger.ts";
+import {
+  type BatchItem,
+  type BatchResult,
+  BatchUnsupportedError,
+  classifyStatus,
+  MAX_BATCH_BYTES,
+  RelayError,
+  type RelayHttpClient,
+} from "../relay/mod.ts";
 import { errorText } from "../util/mod.ts";
 import { type Outgoing, readOutgoing } from "./outgoing.ts";
+
+const log = getLogger("runner");
 
 /** The relay calls the transport makes. */
 export type RelayCalls = Pick<
   RelayHttpClient,
-  "sendMessage" | "recordInsight" | "markRead" | "setTaskStatus" | "sendReceipt"
+  "sendMessage" | "recordInsight" | "markRead" | "setTaskStatus" | "sendReceipt" | "sendBatch"
 >;
+
+type Stamped = Pick<OutboxRecord, "kind" | "payload" | "occurredAt" | "idempotencyKey">;
+
+/** The batch item that carries `record`; undefined when its payload cannot be sent. */
+export function batchItem(record: Stamped, agentId: string): BatchItem | undefined {
+  const event = readOutgoing(record);
+  const stamp = { occurredAt: record.occurredAt, idempotencyKey: record.idempotencyKey };
+  switch (event?.kind) {
+    case "message":
+      return { type: "message", body: { ...event.payload, ...stamp } };
+    case "insight":
+      return { type: "insight", body: { ...event.payload, ...stamp } };
+    case "mark-read":
+      return { type: "mark-read", messageId: event.payload.messageId, agentId };
+    case "task-status":
+      return {
+        type: "task-status",
+        taskId: event.payload.taskId,
+        body: {
+          status: event.payload.status,
+          agentId,
+          metadata: { messageId: event.payload.messageId, completedBy: "runner" },
+        },
+      };
+    case "receipt":
+      return {
+        type: "receipt",
+        messageId: event.payload.messageId,
+        body: {
+          agentId,
+          state: event.payload.state,
+          at: record.occurredAt,
+          ...(event.payload.detail !== undefined ? { detail: event.payload.detail } : {}),
+        },
+      };
+    case undefined:
+      return undefined;
+  }
+}
 
 /** Sends one event; throws what the relay client throws. */
 export async function sendOutgoing(
@@ -69,8 +119,113 @@ export async function sendOutgoing(
   }
 }
 
-/** The outbox transport over `relay`: one call per record, in order, stopping at a transient failure. */
+/** How many items one batch call carries at most (the relay takes 1,000 and 4 MiB). */
+export const BATCH_ITEMS = 500;
+const BATCH_BYTES = MAX_BATCH_BYTES - 64 * 1024;
+
+/**
+ * The outbox transport over `relay`: a batch of records in one `POST /api/batch` call when the
+ * relay has it, else one call per record (remembered for the run once the relay says 404 or
+ * 405). In order either way, stopping at the first transient failure.
+ */
 export function relaySend(relay: RelayCalls, options: { agentId: string }): OutboxSend {
+  let batches = true;
+  const single = singleCalls(relay, options);
+  return async (records, { signal }) => {
+    if (!batches || records.length < 2) return await single(records, { signal });
+    try {
+      return await sendInBatches(relay, records, { agentId: options.agentId, signal });
+    } catch (error) {
+      if (!(error instanceof BatchUnsupportedError)) throw error;
+      log.info(`${error.message}: sending one call per event from now on`);
+      batches = false;
+      return await single(records, { signal });
+    }
+  };
+}
+
+/** What one batch item's status means for its record. */
+function resultOf(item: BatchItem | undefined, status: number, error?: string): SendResult {
+  if (item === undefined) {
+    return { ok: false, permanent: true, error: "a payload this runner cannot send" };
+  }
+  if ((status >= 200 && status < 300) || status === 409) return { ok: true };
+  if (item.type === "receipt" && (status === 404 || status === 405)) return { ok: true };
+  const permanent = classifyStatus(status) === "permanent";
+  return { ok: false, permanent, error: `${item.type} answered ${status}: ${error ?? ""}`.trim() };
+}
+
+async function sendInBatches(
+  relay: RelayCalls,
+  records: readonly OutboxRecord[],
+  options: { agentId: string; signal: AbortSignal },
+): Promise<SendResult[]> {
+  const results: SendResult[] = [];
+  let i = 0;
+  while (i < records.length) {
+    // The next chunk: within the item and byte limits (a record the relay cannot take alone is
+    // sent alone, and its answer says so).
+    const chunk: Array<BatchItem | undefined> = [];
+    const sendable: BatchItem[] = [];
+    let bytes = 16;
+    while (i + chunk.length < records.length && sendable.length < BATCH_ITEMS) {
+      const item = batchItem(records[i + chunk.length]!, options.agentId);
+      const size = item ? JSON.stringify(item).length + 1 : 0;
+      if (sendable.length > 0 && bytes + size > BATCH_BYTES) break;
+      chunk.push(item);
+      if (item) sendable.push(item);
+      bytes += size;
+    }
+    let answers: BatchResult[];
+    try {
+      answers = sendable.length > 0 ? await relay.sendBatch(sendable, options) : [];
+    } catch (error) {
+      if (error instanceof BatchUnsupportedError) {
+        if (results.length === 0) throw error;
+        break; // What was sent stands; the rest goes one by one next time.
+      }
+      const permanent = error instanceof RelayError && error.permanent;
+      if (permanent) {
+        // The relay refused the batch as a whole: one bad item, most likely. Its single calls
+        // find which.
+        results.push(
+          ...await singleCalls(relay, options)(records.slice(i, i + chunk.length), options),
+        );
+        i += chunk.length;
+        if (results.some((r) => !r.ok && !r.permanent)) break;
+        continue;
+      }
+      // Transient: this chunk and the rest are retried, in order.
+      results.push({ ok: false, permanent: false, error: errorText(error) });
+      break;
+    }
+    let k = 0;
+    let stop = false;
+    for (const item of chunk) {
+      const answer = item ? answers[k++]! : undefined;
+      const result = resultOf(item, answer?.status ?? 0, answer?.error);
+      results.push(result);
+      if (!result.ok && !result.permanent) stop = true;
+    }
+    i += chunk.length;
+    if (stop) break;
+  }
+  // Order: after a transient failure, the rest counts as not sent (the relay deduplicates what
+  // it already applied when it comes again).
+  const firstTransient = results.findIndex((r) => !r.ok && !r.permanent);
+  if (firstTransient !== -1) {
+    for (let j = firstTransient + 1; j < results.length; j++) {
+      results[j] = { ok: false, permanent: false, error: "not sent: an earlier event failed" };
+    }
+  }
+  while (results.length < records.length) {
+    results.push({ ok: false, permanent: false, error: "not sent: an earlier event failed" });
+  }
+  return results;
+}
+
+/** One relay call per record, in order, stopping at a transient failure. */
+function singleCalls(relay: RelayCalls, options: { agentId: string }): OutboxSend {
   return async (records, { signal }) => {
     const results: SendResult[] = [];
     for (const record of records) {

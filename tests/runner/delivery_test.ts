@@ -11,6 +11,7 @@ import { EventQueue } from "../../src/runner/event_queue.ts";
 import { Inbox } from "../../src/runner/inbox.ts";
 import { type Outgoing, readOutgoing } from "../../src/runner/outgoing.ts";
 import type { Message } from "../../src/types.ts";
+import { OversizedAnswerError } from "../../src/relay/mod.ts";
 import { FakeClock } from "../support/fake_clock.ts";
 
 const AGENT = "alice";
@@ -25,7 +26,9 @@ const settle = async () => {
 };
 
 /** A poll answer: the page, or a failure. `after`, when the relay pages by it. */
-type PageSource = Array<Message[] | Error> | ((after: number | undefined) => Message[]);
+type PageSource =
+  | Array<Message[] | Error>
+  | ((after: number | undefined, limit: number) => Message[]);
 
 function setup(options: { pages?: PageSource; repliesPerMinute?: number } = {}) {
   const clock = new FakeClock();
@@ -67,10 +70,16 @@ function setup(options: { pages?: PageSource; repliesPerMinute?: number } = {}) 
     events,
     clock,
     obligations: { annotate: () => {}, markDirty: () => {}, markAnswered: () => {} },
-    poll: ({ after }) => {
+    poll: ({ after, limit }) => {
       polls++;
       afters.push(after);
-      if (typeof source === "function") return Promise.resolve(source(after));
+      if (typeof source === "function") {
+        try {
+          return Promise.resolve(source(after, limit));
+        } catch (error) {
+          return Promise.reject(error);
+        }
+      }
       const page = pages.shift() ?? [];
       return page instanceof Error ? Promise.reject(page) : Promise.resolve(page);
     },
@@ -326,4 +335,31 @@ Deno.test("delivery: past the per-peer rate, replies are held unsent and unread,
   assert.deepEqual(chats(), ["chat:1", "chat:2", "chat:3", "chat:4"], "sent once the rate falls");
   assert.ok(t.kinds().includes("read:4"));
   t.delivery.cancelTimers();
+});
+
+Deno.test("delivery: a message too large to read is refused with a failure reply and marked read; the rest goes on", async () => {
+  const t = setup({
+    pages: (after, limit) => {
+      if ((after ?? 0) < 7) {
+        throw new OversizedAnswerError("over the limit", {
+          limit: 4 * 1024 * 1024,
+          ...(limit === 1 ? { first: { id: 7, from: "mallory" } } : {}),
+        });
+      }
+      return after === 7 ? [msg(8)] : [];
+    },
+  });
+  t.delivery.pollSoon(0);
+  await t.run();
+  assert.deepEqual(t.handed, [[8]]);
+  assert.deepEqual(t.afters, [undefined, undefined, 7]);
+  assert.deepEqual(t.kinds().slice(0, 2), ["chat:7", "read:7"]);
+  const reply = t.sent()[0]!;
+  if (reply.kind === "message") {
+    assert.equal(reply.payload.to, "mallory");
+    assert.match(
+      String((reply.payload.payload as { error: string }).error),
+      /too large to deliver/,
+    );
+  }
 });

@@ -5,6 +5,9 @@
  * The runner runs as `deno task start` runs it: under the sandbox of deno.json. Its dirs live in
  * a temp base dir (printed), removed at exit unless `--keep` is given.
  *
+ * Usage: `deno task demo [--port N] [--keep]` (`--help` prints it; a bad flag exits 2 with one
+ * line).
+ *
  * @module
  */
 import { join } from "node:path";
@@ -16,11 +19,51 @@ import { APP_DIR, sandboxedRunArgs } from "./sandbox.ts";
 // deno-lint-ignore no-console
 const say = (line = "") => console.log(line);
 
-const { values } = parseArgs({
-  args: Deno.args,
-  options: { port: { type: "string", default: "0" }, keep: { type: "boolean", default: false } },
-});
-const relay = await startDevRelay({ port: Number(values.port), permission: { decision: "allow" } });
+const USAGE = `Usage: deno task demo [--port N] [--keep]
+
+Starts the reference relay and a runner with the echo agent (under the runner's sandbox), sends
+one message and prints its round trip (message → relay → runner → agent → reply → relay), then
+how to watch the runner (status, attach, /metrics, the log). Both stay up until Ctrl-C.
+
+Options:
+  --port N     the reference relay's port on 127.0.0.1 (default 0: any free port)
+  --keep       keep the demo's temp base dir (logs, state, outbox) after it stops; its path is
+               printed (by default it is removed at exit)
+  -h, --help   this help`;
+
+function parseDemoArgs(): { port: number; keep: boolean } {
+  let values: { port?: string; keep?: boolean; help?: boolean };
+  try {
+    ({ values } = parseArgs({
+      args: Deno.args,
+      options: {
+        port: { type: "string", default: "0" },
+        keep: { type: "boolean", default: false },
+        help: { type: "boolean", short: "h", default: false },
+      },
+    }));
+  } catch (error) {
+    // deno-lint-ignore no-console
+    console.error(
+      `demo: ${(error instanceof Error ? error.message : String(error)).split("\n")[0]}`,
+    );
+    Deno.exit(2);
+  }
+  if (values.help) {
+    say(USAGE);
+    Deno.exit(0);
+  }
+  const port = Number(values.port);
+  if (!/^\d{1,5}$/.test(values.port ?? "") || port > 65535) {
+    // deno-lint-ignore no-console
+    console.error(`demo: --port "${values.port}" is not a port number (0 to 65535)`);
+    Deno.exit(2);
+  }
+  return { port, keep: values.keep === true };
+}
+
+const values = parseDemoArgs();
+const relay = await startDevRelay({ port: values.port, permission: { decision: "allow" } });
 const home = await Deno.makeTempDir({ prefix: "agent-relay-demo-" });
 const agentId = "echo";
 const echo = join(APP_DIR, "examples", "echo-agent");
@@ -77,6 +120,7 @@ async function finish(): Promise<number> {
   await relay.close();
   if (!values.keep) await Deno.remove(home, { recursive: true }).catch(() => {});
   say(`runner exited with code ${status.code}; relay closed.`);
+  if (values.keep) say(`kept ${home} (--keep)`);
   return status.code;
 }
 
@@ -115,6 +159,10 @@ try {
   say(`   round trip ${(performance.now() - t0).toFixed(0)} ms, through the durable outbox`);
   say();
   say("Watch it:");
+  say(`  AGENT_RELAY_HOME=${home} deno task start status --agent-id ${agentId}`);
+  say(
+    `  AGENT_RELAY_HOME=${home} AGENT_RELAY_URL=${relay.url} deno task start attach --agent-id ${agentId}`,
+  );
   const auth = `-H "Authorization: Bearer $(cat ${join(stateDir, "control-secret")})"`;
   say(`  curl -s ${auth} http://127.0.0.1:${info.controlPort}/status`);
   say(`  curl -s ${auth} http://127.0.0.1:${info.controlPort}/metrics`);

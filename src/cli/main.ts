@@ -1,12 +1,13 @@
 /**
- * The command line's entry: dispatches to `run`, `version`, `help`, `dev-relay`, `send` and `outbox`.
+ * The command line's entry: dispatches to `run`, `version`, `help`, `dev-relay`, `send`,
+ * `outbox`, `status` and `attach`.
  *
  * Every command returns its exit code; usage errors print one line on stderr and return 2.
  *
  * @module
  */
 import { readEnv, UsageError } from "../config/mod.ts";
-import { VERSION } from "../version.ts";
+import { versionLine } from "./build_info.ts";
 import { HELP } from "./help.ts";
 
 type Command = (args: string[], env: Record<string, string | undefined>) => Promise<number>;
@@ -16,11 +17,17 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   "dev-relay": async () => (await import("./dev_relay.ts")).devRelayCommand,
   "send": async () => (await import("./send.ts")).sendCommand,
   "outbox": async () => (await import("./outbox.ts")).outboxCommand,
+  "status": async () => (await import("./status.ts")).statusCommand,
+  "attach": async () => (await import("./attach.ts")).attachCommand,
 };
 
 function print(text: string): void {
   // deno-lint-ignore no-console
   console.log(text.replace(/\n$/, ""));
+}
+
+function isVersion(command: string): boolean {
+  return command === "version" || command === "--version" || command === "-V";
 }
 
 /** Prints a usage error the way every command does: one line on stderr. */
@@ -39,17 +46,20 @@ export async function main(
   const [command, ...rest] = args[0] === "--" ? args.slice(1) : args;
   try {
     if (command === undefined || command === "help" || command === "--help" || command === "-h") {
-      if (command === "help" && rest[0] && COMMANDS[rest[0]]) {
-        return await (await COMMANDS[rest[0]]!())(["--help"], env);
+      const topic = command === "help" ? rest[0] : undefined;
+      if (topic !== undefined && topic !== "help" && !isVersion(topic)) {
+        const load = Object.hasOwn(COMMANDS, topic) ? COMMANDS[topic] : undefined;
+        if (!load) throw new UsageError(`no help for "${topic}": no such command (try --help)`);
+        return await (await load())(["--help"], env);
       }
       print(HELP);
       return command === undefined ? 2 : 0;
     }
-    if (command === "version" || command === "--version" || command === "-V") {
-      print(`agent-relay-runner ${VERSION}`);
+    if (isVersion(command)) {
+      print(versionLine());
       return 0;
     }
-    const load = COMMANDS[command];
+    const load = Object.hasOwn(COMMANDS, command) ? COMMANDS[command] : undefined;
     if (!load) throw new UsageError(`unknown command "${command}" (try --help)`);
     return await (await load())(rest, env);
   } catch (error) {

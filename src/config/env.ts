@@ -1,8 +1,8 @@
 /**
  * The environment variables the runner reads, and a reader that asks for nothing else.
  *
- * The sandbox (deno.json `permissions.runner.env`) grants exactly this list; a test keeps the two
- * equal. Reading the environment through {@linkcode readEnv} instead of `Deno.env.toObject()`
+ * The sandbox's Worker (src/sandbox) is granted exactly this list. Reading the environment
+ * through {@linkcode readEnv} instead of `Deno.env.toObject()`
  * keeps the runner working under that narrow grant.
  *
  * @module
@@ -23,6 +23,9 @@ export const ENV_VARS = [
   "AGENT_RELAY_PERMISSION_POLICY",
   "AGENT_RELAY_CLAUDE_BIN",
   "AGENT_RELAY_CODEX_BIN",
+  // The providers' own config dirs (Claude's transcripts; the Codex home), for the read grant.
+  "CLAUDE_CONFIG_DIR",
+  "CODEX_HOME",
   // Read only to refuse it: it could move the control server off 127.0.0.1.
   "DENO_SERVE_ADDRESS",
 ] as const;

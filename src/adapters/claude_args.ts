@@ -11,6 +11,16 @@ import { formatRelayMessage } from "./relay_instructions.ts";
 /** The environment variable naming the Claude Code executable. */
 export const CLAUDE_BIN_ENV = "AGENT_RELAY_CLAUDE_BIN";
 
+/** Claude Code's own bound on retries of a failing model API request (its default: 10). */
+export const CLAUDE_RETRIES_ENV = "CLAUDE_CODE_MAX_RETRIES";
+
+/**
+ * The bound the adapter sets unless the user set one: 6 retries are ≈35 s of Claude's backoff
+ * (0.5, 1, 2.5, 5, 8, 17 s) instead of ≈3 minutes, because the runner retries a failed turn
+ * itself (`--turn-retries`, docs/providers/claude.md).
+ */
+export const DEFAULT_CLAUDE_MAX_RETRIES = "6";
+
 /** Variables of the runner's environment never passed to Claude. */
 export const STRIPPED_ENV: ReadonlySet<string> = new Set(["AGENT_RELAY_TOKEN", "CLAUDECODE"]);
 
@@ -53,7 +63,10 @@ export function buildClaudeArgs(
   return args;
 }
 
-/** The provider's environment: the base minus {@linkcode STRIPPED_ENV}, plus `extra`. */
+/**
+ * The provider's environment: the base minus {@linkcode STRIPPED_ENV}, plus `extra`, plus
+ * {@linkcode CLAUDE_RETRIES_ENV} = {@linkcode DEFAULT_CLAUDE_MAX_RETRIES} when neither sets it.
+ */
 export function claudeEnv(
   base: Record<string, string | undefined>,
   extra: Record<string, string>,
@@ -62,7 +75,9 @@ export function claudeEnv(
   for (const [key, value] of Object.entries(base)) {
     if (value !== undefined && !STRIPPED_ENV.has(key)) env[key] = value;
   }
-  return Object.assign(env, extra);
+  Object.assign(env, extra);
+  env[CLAUDE_RETRIES_ENV] ??= DEFAULT_CLAUDE_MAX_RETRIES;
+  return env;
 }
 
 /**
@@ -105,5 +120,19 @@ export function claudeSpawnEnv(
 ): { env: Record<string, string>; clearEnv: boolean } {
   if (!base.inherit) return { env: claudeEnv(base.vars, extra), clearEnv: true };
   const blanked = Object.fromEntries([...STRIPPED_ENV].map((key) => [key, ""]));
-  return { env: { ...blanked, ...extra }, clearEnv: false };
+  // The inherited environment may set the retry bound where the runner cannot read it: then
+  // the adapter sets none, so the user's setting always wins.
+  const unset = !(CLAUDE_RETRIES_ENV in extra) && base.vars[CLAUDE_RETRIES_ENV] === undefined &&
+    knownUnset(CLAUDE_RETRIES_ENV);
+  const retries = unset ? { [CLAUDE_RETRIES_ENV]: DEFAULT_CLAUDE_MAX_RETRIES } : {};
+  return { env: { ...blanked, ...retries, ...extra }, clearEnv: false };
+}
+
+/** Whether the runner's environment lacks `name` for sure (it may read it, and it is unset). */
+function knownUnset(name: string): boolean {
+  try {
+    return Deno.env.get(name) === undefined;
+  } catch {
+    return false;
+  }
 }

@@ -11,7 +11,8 @@
  * - `{"type":"user","message":{...},"uuid","isReplay":true}`: a user message written to stdin,
  *   echoed once when Claude takes it in; the `uuid` written with it comes back.
  * - `{"type":"user","message":{"content":[{"type":"tool_result",...}]},"parent_tool_use_id"}`.
- * - `{"type":"user",...,"isSynthetic":true}`: hook feedback ("Stop hook feedback:\n...").
+ * - `{"type":"user",...,"isSynthetic":true}`: hook feedback ("Stop hook feedback:\n..."), which
+ *   becomes no event (the runner mirrors the messages a Stop block folds in itself).
  * - `{"type":"assistant","message":{"id","content":[ONE block]},"parent_tool_use_id"}`: one
  *   line per content block (`thinking`, `text`, `tool_use`), grouped by `message.id`.
  * - `{"type":"result","subtype":"success"|"error_during_execution"|"error_max_turns"|...,
@@ -26,6 +27,7 @@
  */
 import type { SessionEvent, Usage } from "./adapter.ts";
 import { errorText } from "../util/mod.ts";
+import { oneSentence } from "./turn_error.ts";
 
 /** The longest stdout line kept (a longer one is reported and skipped). */
 export const MAX_LINE_BYTES = 64 * 1024 * 1024;
@@ -265,7 +267,7 @@ function decodeResult(o: Obj): ClaudeOutput {
       ...errors,
       text ?? "",
     ].filter((part) => part !== "");
-    out.error = parts.length > 0 ? parts.join(": ") : "the turn failed";
+    out.error = oneSentence(parts.join(": "));
   }
   const sessionId = str(o.session_id);
   if (sessionId !== undefined) out.sessionId = sessionId;
@@ -425,6 +427,13 @@ export function summarizeToolInput(tool: string, input: unknown): string {
 export const INTERRUPT_MARKER = "[Request interrupted by user";
 
 /**
+ * How the synthetic user message Claude injects after a blocked Stop hook starts (`Stop hook
+ * feedback:\n<the block's reason>`). It is not a prompt anyone sent: the runner mirrors the
+ * messages it folded into the block itself, so the adapter reports nothing for it.
+ */
+export const STOP_FEEDBACK_PREFIX = "Stop hook feedback:";
+
+/**
  * Turns decoded outputs into {@linkcode SessionEvent}s, each exactly once.
  *
  * Text of the main agent is held back until it is known whether it is the turn's final answer:
@@ -451,6 +460,7 @@ export class StreamTranslator {
       case "user-text": {
         if (output.parentToolUseId !== null) return [];
         const events = this.#flushText();
+        if (output.synthetic && output.text.startsWith(STOP_FEEDBACK_PREFIX)) return events;
         if (output.text.startsWith(INTERRUPT_MARKER)) {
           events.push({ type: "step", kind: "interrupted", text: output.text });
         } else {

@@ -62,6 +62,7 @@ class CodexAdapter implements ProviderAdapter {
   #deliveries: Promise<unknown> = Promise.resolve();
   #stallTimer: ReturnType<typeof setTimeout> | undefined;
   #interruptTimer: ReturnType<typeof setTimeout> | undefined;
+  #failTimer: ReturnType<typeof setTimeout> | undefined;
 
   constructor(context: AdapterContext, events: AdapterEvents, options: CodexAdapterOptions) {
     this.#context = context;
@@ -75,6 +76,7 @@ class CodexAdapter implements ProviderAdapter {
       threadId: () => this.#threadId,
       touch: () => this.#touch(),
       turnEnded: () => this.#clearTimers(),
+      failing: (turnId) => this.#armFailGrace(turnId),
       log: context.log,
     });
   }
@@ -352,11 +354,38 @@ class CodexAdapter implements ProviderAdapter {
     }, ms);
   }
 
+  /**
+   * Codex sent an error it will not retry for turn `turnId`; its `turn/completed` (status
+   * `failed`) normally follows at once. If it has not come within `failGraceMs`, the turn ends
+   * failed anyway (and Codex is asked to interrupt it, so the next `turn/start` is a turn of its
+   * own), so a failed turn is always reported; a late `turn/completed` is then ignored.
+   */
+  #armFailGrace(turnId: string): void {
+    if (this.#failTimer !== undefined) return;
+    const ms = this.#options.failGraceMs ?? 5_000;
+    this.#failTimer = setTimeout(() => {
+      this.#failTimer = undefined;
+      if (this.#turns.current?.id !== turnId || this.#exited) return;
+      this.#context.log.warn(
+        `Codex reported a failure of turn ${turnId} but did not end it within ${ms} ms;` +
+          " ending it and asking Codex to interrupt it",
+      );
+      // Closed on Codex's side too, first: else the next turn/start would steer this turn.
+      const threadId = this.#threadId;
+      this.#rpc?.request("turn/interrupt", { threadId, turnId }).catch((e) =>
+        this.#context.log.debug(`interrupt of failed turn ${turnId}: ${errorText(e)}`)
+      );
+      this.#turns.finish("failed");
+    }, ms);
+  }
+
   #clearTimers(): void {
     if (this.#stallTimer !== undefined) clearTimeout(this.#stallTimer);
     if (this.#interruptTimer !== undefined) clearTimeout(this.#interruptTimer);
+    if (this.#failTimer !== undefined) clearTimeout(this.#failTimer);
     this.#stallTimer = undefined;
     this.#interruptTimer = undefined;
+    this.#failTimer = undefined;
   }
 
   /** Reads stderr line by line into `diagnostic` (or the debug log); `cancel` stops reading. */

@@ -57,6 +57,11 @@ export interface CodexAdapterOptions {
   stallTimeoutMs?: number;
   /** An interrupt whose turn has not ended after this long kills Codex, ms. Default 15 000. */
   interruptTimeoutMs?: number;
+  /**
+   * After an `error` Codex will not retry, the turn ends failed if its `turn/completed` has not
+   * come within this long, ms. Default 5 000.
+   */
+  failGraceMs?: number;
   /** The clock for event times. Default `Date.now`. */
   now?: () => number;
 }

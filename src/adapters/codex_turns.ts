@@ -4,13 +4,15 @@
  * `message` steps), reasoning, command executions and file changes as steps,
  * `thread/tokenUsage/updated` summed into the turn's usage, the turn's `userMessage` item
  * (matched by `clientUserMessageId`) marking its messages consumed, and `turn/completed` →
- * `turn-end`, then idle, or error after a failed turn.
+ * `turn-end`, then idle, or error after a failed turn. An `error` Codex will not retry ends the
+ * turn too when its `turn/completed` does not follow (the adapter's grace timer).
  *
  * @module
  */
 import type { Logger } from "../logger.ts";
 import type { SessionEvent, Usage } from "./adapter.ts";
 import { clip, isObject, type Json, num, str } from "./codex_json.ts";
+import { oneSentence } from "./turn_error.ts";
 
 /** The state of the turn in progress. */
 export interface TurnState {
@@ -33,6 +35,11 @@ export interface CodexTurnsOptions {
   touch(): void;
   /** A turn ended: disarm the watchdogs. */
   turnEnded(): void;
+  /**
+   * Codex reported an error it will not retry for turn `turnId`: the turn is over, and should
+   * end even if its `turn/completed` never comes.
+   */
+  failing(turnId: string): void;
   log: Logger;
 }
 
@@ -116,7 +123,7 @@ export class CodexTurns {
       this.#options.emit({ type: "turn-end", ok: false, error: "Turn interrupted", ...usage });
       this.#options.status("idle");
     } else {
-      const error = turnError ?? turn.error ?? fallbackError ?? "Turn failed";
+      const error = oneSentence(turnError ?? turn.error ?? fallbackError, "Turn failed");
       this.#options.log.warn(`Codex turn ${turn.id} failed: ${error}`);
       this.#options.emit({ type: "turn-end", ok: false, error, ...usage });
       this.#options.status("error");
@@ -176,6 +183,7 @@ export class CodexTurns {
         log.warn(`Codex error: ${text}`);
         if (this.#turn && (!str(p.turnId) || str(p.turnId) === this.#turn.id)) {
           this.#turn.error = text;
+          this.#options.failing(this.#turn.id);
         }
         return;
       }

@@ -5,16 +5,17 @@
  * {@linkcode Message}). The program writes JSON lines on stdout:
  *
  * - `{"type":"response","text":"...","replyTo":123}`: the turn's answer (`replyTo` optional);
- * - `{"type":"status","status":"busy"|"idle"|"error"}`: its own status;
+ * - `{"type":"status","status":"busy"|"idle"|"error","error"?:"..."}`: its own status (`error`
+ *   fails the turn in progress, with the `error` text when given);
  * - `{"type":"step","kind":"tool_use","text":"..."}`: a tool or reasoning step for the mirror;
  * - any other line (plain text, or JSON of another shape): response text.
  *
  * A turn starts when messages are delivered and ends once every delivered message is answered (a
- * response with its `replyTo`, or one response without `replyTo` for all of them), unless the
- * program has reported a status of its own: from then on the turn ends when it says `idle` (or
- * `error`).
- * stderr goes to the log. `interrupt()` sends SIGINT; `stop()` closes stdin, then SIGTERM, then
- * SIGKILL.
+ * response with its `replyTo`, or one response without `replyTo` for all of them), or failed when
+ * it reports `error`. A program that reports `busy` or `idle` takes over: from then on its turns
+ * end when it says `idle` (or `error`).
+ * stderr goes to the log. `interrupt()` sends SIGINT during a turn (nothing when idle); `stop()`
+ * closes stdin, then SIGTERM, then SIGKILL.
  *
  * @module
  */
@@ -22,6 +23,7 @@ import { settlesWithin, signalChild, stopChild } from "./child.ts";
 import { errorText } from "../util/mod.ts";
 import type { Message } from "../types.ts";
 import { readLines } from "./line_reader.ts";
+import { oneSentence } from "./turn_error.ts";
 import type { AdapterContext, AdapterEvents, AdapterFactory, ProviderAdapter } from "./adapter.ts";
 
 const STATUSES = new Set(["busy", "idle", "error"]);
@@ -101,8 +103,9 @@ class CommandAdapter implements ProviderAdapter {
     this.events.event({ type: "consumed", messageIds: messages.map((m) => m.id) }, Date.now());
   }
 
+  /** SIGINT to the program during a turn; nothing when idle (a SIGINT would end most programs). */
   interrupt(): Promise<void> {
-    if (this.#child) signalChild(this.#child, "SIGINT");
+    if (this.#child && this.#inTurn) signalChild(this.#child, "SIGINT");
     return Promise.resolve();
   }
 
@@ -144,10 +147,15 @@ class CommandAdapter implements ProviderAdapter {
     const now = Date.now();
     if (record?.["type"] === "status" && STATUSES.has(String(record["status"]))) {
       const status = String(record["status"]) as "busy" | "idle" | "error";
-      this.#selfReported = true;
+      // `error` alone does not take over the turns: a program that only reports failures keeps
+      // ending its turns with its answers.
+      if (status !== "error") this.#selfReported = true;
       if (status === "busy") this.#inTurn = true;
       if (status === "idle") this.#endTurn(true);
-      if (status === "error") this.#endTurn(false, "the program reported an error");
+      if (status === "error") {
+        const said = typeof record["error"] === "string" ? record["error"] : undefined;
+        this.#endTurn(false, oneSentence(said, "The program reported an error"));
+      }
       this.events.status(status);
       return;
     }

@@ -118,7 +118,7 @@ Deno.test("claude_stream: a recorded tool turn yields each event once, in order"
   ]);
 });
 
-Deno.test("claude_stream: a Stop block's feedback is a prompt and only the last text responds", () => {
+Deno.test("claude_stream: a Stop block's feedback is no prompt and only the last text responds", () => {
   const outputs = decodeAll(fixture("stream_stop_block.jsonl"));
   const feedback = outputs.find((o) => o.kind === "user-text");
   assert.deepEqual(feedback, {
@@ -128,14 +128,38 @@ Deno.test("claude_stream: a Stop block's feedback is a prompt and only the last 
     parentToolUseId: null,
   });
   const events = translateAll(outputs).filter((e) => e.type !== "turn-end");
+  // The runner mirrors the folded messages itself: the block's feedback is not a prompt.
   assert.deepEqual(events, [
     { type: "step", kind: "text", text: "PONG from mock" },
-    {
-      type: "prompt",
-      text: "Stop hook feedback:\nSTOP-BLOCKED: you still owe message #7 from bob",
-    },
     { type: "response", text: "Answering bob now." },
   ]);
+  // Only Claude's own (synthetic) feedback is left out: the same text typed by someone is a prompt.
+  const typed = new StreamTranslator().translate({
+    kind: "user-text",
+    text: "Stop hook feedback:\nsomething",
+    synthetic: false,
+    parentToolUseId: null,
+  });
+  assert.deepEqual(typed, [{ type: "prompt", text: "Stop hook feedback:\nsomething" }]);
+});
+
+Deno.test("claude_stream: a 500 after Claude's retries ends the turn not ok, in one sentence", () => {
+  // Recorded from 2.1.331 with CLAUDE_CODE_MAX_RETRIES=1 and the mock answering 500.
+  const outputs = decodeAll(fixture("stream_api_error_500.jsonl"));
+  const retries = outputs.filter((o) => o.kind === "system" && o.subtype === "api_retry");
+  assert.equal(retries.length, 1);
+  const events = translateAll(outputs);
+  const ends = events.filter((e) => e.type === "turn-end");
+  assert.equal(ends.length, 1);
+  assert.equal(ends[0]?.type === "turn-end" && ends[0].ok, false);
+  assert.equal(
+    ends[0]?.type === "turn-end" ? ends[0].error : undefined,
+    "api_error: API Error: 500 mock 500.",
+  );
+  assert.deepEqual(events.filter((e) => e.type === "response"), []);
+  // The message's lifecycle: started before the retries, cancelled after the result.
+  const lifecycle = outputs.flatMap((o) => o.kind === "lifecycle" ? [o.state] : []);
+  assert.deepEqual(lifecycle, ["queued", "started", "cancelled"]);
 });
 
 Deno.test("claude_stream: an interrupted turn ends not ok and a queued message gets its own turn", () => {
@@ -223,7 +247,7 @@ Deno.test("claude_stream: bad lines are reported, never thrown", () => {
     terminalReason: "api_error",
   }]);
   const bare = decodeLine('{"type":"result","subtype":"success","is_error":true}');
-  assert.equal((bare[0] as { error?: string }).error, "the turn failed");
+  assert.equal((bare[0] as { error?: string }).error, "The turn failed");
 });
 
 Deno.test("claude_stream: user messages carry the uuid Claude echoes; tool inputs summarized", () => {

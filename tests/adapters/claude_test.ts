@@ -24,7 +24,15 @@ import { createClaudeAdapter, ResumeFailedError } from "../../src/adapters/claud
 import { defaultSpawner } from "../../src/adapters/adapter.ts";
 import type { PermissionRequest } from "../../src/types.ts";
 import { getLogger } from "../../src/logger.ts";
-import { createClaudeSession, message, Recorder } from "../support/claude_session.ts";
+import {
+  createClaudeSession,
+  message,
+  MOCK_PORT_INSIDE,
+  MOCK_SOCKET,
+  Recorder,
+} from "../support/claude_session.ts";
+import { createClaudeSandbox } from "../support/claude_netns.ts";
+import { type MockRule, type MockScript, startMockAnthropic } from "../support/mock_anthropic.ts";
 import {
   alive,
   CLAUDE,
@@ -73,8 +81,11 @@ Deno.test("claude: arguments, environment and executable", () => {
     claudeEnv({ PATH: "/bin", AGENT_RELAY_TOKEN: "secret", CLAUDECODE: "1", X: undefined }, {
       AGENT_RELAY_RUNNER_PORT: "5",
     }),
-    { PATH: "/bin", AGENT_RELAY_RUNNER_PORT: "5" },
+    { PATH: "/bin", AGENT_RELAY_RUNNER_PORT: "5", CLAUDE_CODE_MAX_RETRIES: "6" },
   );
+  // The user's own retry bound wins, from the runner's environment or the adapter's extras.
+  assert.equal(claudeEnv({ CLAUDE_CODE_MAX_RETRIES: "10" }, {}).CLAUDE_CODE_MAX_RETRIES, "10");
+  assert.equal(claudeEnv({}, { CLAUDE_CODE_MAX_RETRIES: "0" }).CLAUDE_CODE_MAX_RETRIES, "0");
   assert.equal(claudeExecutable(() => undefined), "claude");
   assert.equal(
     claudeExecutable((n) => n === CLAUDE_BIN_ENV ? " /opt/claude " : undefined),
@@ -125,6 +136,30 @@ async function withFakeClaude(
     await Deno.remove(dir, { recursive: true });
   }
 }
+
+Deno.test("claude: a blocked Stop's feedback is no prompt; the turn ends once with the last answer", async () => {
+  await withFakeClaude(async ({ adapter, rec }) => {
+    await adapter.start();
+    await adapter.deliver([message(1, "STOP_BLOCK please")]);
+    await rec.turnEnds(1);
+    // The runner mirrors the messages folded into the block itself: no prompt from the adapter.
+    assert.deepEqual(rec.of("prompt"), []);
+    assert.deepEqual(
+      rec.events.map((e) => e.event).filter((e) => e.type !== "session-id"),
+      [
+        { type: "consumed", messageIds: [1] },
+        { type: "step", kind: "text", text: "first answer" },
+        { type: "response", text: "answer to the owed message" },
+        {
+          type: "turn-end",
+          ok: true,
+          usage: { inputTokens: 3, outputTokens: 2, costUsd: 0.0001 },
+        },
+      ],
+    );
+    assert.equal(rec.statuses.at(-1), "idle");
+  });
+});
 
 Deno.test("claude: the SessionEnd hook's transcript becomes a context_ratio insight before stop resolves", async () => {
   await withFakeClaude(async ({ adapter, rec }) => {
@@ -467,6 +502,72 @@ realTest("an API error ends the turn not ok, and the session goes on", async () 
     await s.close();
   }
 });
+
+realTest(
+  "a 500 until Claude's retries are spent fails the turn once; then it recovers",
+  async () => {
+    // Claude retries a 500 itself: 2 retries here (the sandbox's setting; the adapter's default
+    // is 6), so the turn fails after 3 requests. Then the mock recovers.
+    const sandbox = await createClaudeSandbox({
+      forwards: [{ port: MOCK_PORT_INSIDE, socket: MOCK_SOCKET }],
+      env: { CLAUDE_CODE_MAX_RETRIES: "2" },
+    });
+    const failing: MockRule = {
+      match: "OUTAGE",
+      reply: [{ error: { status: 500, type: "api_error", message: "mock outage" } }],
+    };
+    const script: MockScript = { rules: [failing], fallback: [{ text: "recovered" }] };
+    let failed = 0;
+    const mock = await startMockAnthropic(script, {
+      path: join(sandbox.sockets, MOCK_SOCKET),
+      onRequest: (request) => {
+        if (!request.lastText?.includes("OUTAGE") || script.rules.length === 0) return;
+        if (++failed === 3) queueMicrotask(() => script.rules.splice(0)); // this one still fails
+      },
+    });
+    const spawnedEnv: Record<string, string>[] = [];
+    const s = await createClaudeSession({
+      script,
+      sandbox,
+      mock,
+      adapter: { bin: CLAUDE!, plugin: false },
+      context: {
+        spawn: (command, options) => {
+          spawnedEnv.push(options.env ?? {});
+          return sandbox.spawn(command, options);
+        },
+      },
+    });
+    try {
+      await s.adapter.start();
+      assert.equal(spawnedEnv[0]?.CLAUDE_CODE_MAX_RETRIES, "6", "the adapter bounds the retries");
+      await s.adapter.deliver([message(1, "OUTAGE please")]);
+      await s.rec.turnEnds(1, 60_000);
+      const end = s.rec.of("turn-end")[0];
+      assert.equal(end?.ok, false);
+      // One sentence: Claude's paragraph cut after its first sentence.
+      assert.equal(end?.error, "api_error: API Error: 500 mock outage.");
+      assert.equal(s.mock.messageRequests().length, 3);
+      assert.deepEqual(responses(s.rec), []);
+      assert.equal(s.rec.statuses.at(-1), "idle");
+      // The same message again (as the runner's turn retry sends it): answered this time.
+      await s.adapter.deliver([message(1, "OUTAGE please")]);
+      await s.rec.turnEnds(2);
+      assert.deepEqual(s.rec.of("turn-end").map((e) => e.ok), [false, true]);
+      assert.deepEqual(responses(s.rec), ["recovered"]);
+      assert.deepEqual(s.rec.of("consumed"), [
+        { type: "consumed", messageIds: [1] },
+        { type: "consumed", messageIds: [1] },
+      ]);
+      assert.equal(s.rec.statuses.at(-1), "idle");
+      assert.deepEqual(s.rec.exits, []);
+    } finally {
+      await s.close();
+      await mock.close();
+      await sandbox.cleanup();
+    }
+  },
+);
 
 realTest("without the plugin, stdio permission questions are answered by the policy", async () => {
   const asked: PermissionRequest[] = [];

@@ -320,3 +320,40 @@ Deno.test("codex helpers: executable lookup, config detection, turn text", () =>
     "N\n\n[relay message #1 from alice]\nhi\n\n[relay message #2 from bob]\nyo",
   );
 });
+
+Deno.test("codex fake: a failed turn ends once with Codex's error, in one sentence", async () => {
+  await withFake({}, async (r) => {
+    await r.adapter.deliver([chat(1, "FAIL")]);
+    const end = await r.rec.next(turnEnd);
+    assert.deepEqual(end, {
+      type: "turn-end",
+      ok: false,
+      error: "We’re currently experiencing high demand, which may cause temporary errors.",
+    });
+    assert.deepEqual(r.rec.statuses, ["idle", "busy", "error"]);
+    const mark = r.rec.events.length;
+    await r.adapter.deliver([chat(2, "after")]);
+    assert.deepEqual(await r.rec.next(turnEnd, { from: mark }), { type: "turn-end", ok: true });
+    assert.equal(r.rec.events.filter(turnEnd).length, 2);
+  });
+});
+
+Deno.test("codex fake: an error Codex will not retry ends a turn Codex leaves open", async () => {
+  await withFake({ adapter: { failGraceMs: 300 } }, async (r) => {
+    await r.adapter.deliver([chat(1, "FAIL_OPEN")]);
+    const end = await r.rec.next(turnEnd);
+    assert.deepEqual(end, {
+      type: "turn-end",
+      ok: false,
+      error: "We’re currently experiencing high demand, which may cause temporary errors.",
+    });
+    assert.equal(r.rec.statuses.at(-1), "error");
+    // The next delivery starts a turn of its own (the fake's open turn is steered) and ends once.
+    const mark = r.rec.events.length;
+    await r.adapter.deliver([chat(2, "after")]);
+    const next = await r.rec.next(turnEnd, { from: mark });
+    assert.equal(next.type === "turn-end" && next.ok, true);
+    assert.equal(r.rec.events.filter(turnEnd).length, 2);
+    assert.equal(r.rec.statuses.at(-1), "idle");
+  });
+});

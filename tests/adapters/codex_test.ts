@@ -215,6 +215,56 @@ Deno.test({
   },
 });
 
+Deno.test({
+  name:
+    "codex (real CLI): a 500 until Codex's retries are spent fails the turn once; then it recovers",
+  ignore: unavailable !== undefined,
+  async fn() {
+    // Codex retries a failed model stream itself: 2 retries here, so the turn fails after 3
+    // requests. Then the mock recovers.
+    const sandbox = await createCodexSandbox();
+    const config = join(sandbox.codexHome, "config.toml");
+    const toml = await Deno.readTextFile(config);
+    await Deno.writeTextFile(
+      config,
+      toml.replace("stream_max_retries = 0", "stream_max_retries = 2"),
+    );
+    try {
+      await withCodex({ sandbox }, async (r) => {
+        for (let i = 0; i < 3; i++) {
+          r.sandbox.mock.enqueue({ type: "error", status: 500, message: "outage" });
+        }
+        r.sandbox.mock.enqueue({ type: "text", text: "recovered" });
+        await r.adapter.deliver([chat(1, "are you there?")]);
+        const end = await r.rec.next(turnEnd, { ms: 60_000 });
+        assert.deepEqual(end, {
+          type: "turn-end",
+          ok: false,
+          error: "We’re currently experiencing high demand, which may cause temporary errors.",
+        });
+        const responses = () => r.sandbox.mock.requests.filter((q) => q.path === "/v1/responses");
+        assert.equal(responses().length, 3);
+        assert.equal(r.rec.statuses.at(-1), "error");
+        // The same message again (as the runner's turn retry sends it): answered this time.
+        const mark = r.rec.events.length;
+        await r.adapter.deliver([chat(1, "are you there?")]);
+        assert.deepEqual(await r.rec.next(turnEnd, { from: mark }), {
+          type: "turn-end",
+          ok: true,
+          usage: { inputTokens: 11, outputTokens: 7, cacheReadTokens: 3, cacheWriteTokens: 0 },
+        });
+        assert.ok(
+          r.rec.events.slice(mark).some((e) => e.type === "response" && e.text === "recovered"),
+        );
+        assert.equal(r.rec.events.filter(turnEnd).length, 2);
+        assert.equal(r.rec.statuses.at(-1), "idle");
+      });
+    } finally {
+      await sandbox.close();
+    }
+  },
+});
+
 for (const decision of ["allow", "deny"] as const) {
   Deno.test({
     name: `codex (real CLI): a command approval is answered by the policy (${decision})`,

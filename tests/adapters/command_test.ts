@@ -113,6 +113,66 @@ Deno.test("command adapter: steps, plain text, self-reported status, stderr and 
   await adapter.stop();
 });
 
+Deno.test("command adapter: a reported error fails the turn once; the next delivery is answered", async () => {
+  const r = recorder();
+  const adapter = adapterFor([ECHO], r.sink);
+  await adapter.start();
+  await adapter.deliver([message(1, "/fail The model is down.  Try later.")]);
+  const failed = await r.next((e) => e.type === "turn-end");
+  assert.deepEqual(failed, { type: "turn-end", ok: false, error: "The model is down." });
+  assert.equal(r.statuses.at(-1), "error");
+  // `error` alone does not take over the turns: the next answer ends its turn as before.
+  await adapter.deliver([message(2, "again")]);
+  await r.next((e) => e.type === "response" && e.text === "echo: again");
+  await r.next((e) => e.type === "turn-end" && e.ok);
+  assert.deepEqual(r.events.filter((e) => e.type === "turn-end"), [
+    failed,
+    { type: "turn-end", ok: true },
+  ]);
+  assert.deepEqual(r.statuses, ["idle", "busy", "error", "busy", "idle"]);
+  // Without a reason the error says so.
+  await adapter.deliver([message(3, "/fail")]);
+  await r.next((e) => e.type === "turn-end" && e.error === "Asked to fail");
+  await adapter.stop({ timeoutMs: 2_000 });
+  assert.deepEqual(await r.exit, { code: 0, signal: null, expected: true });
+});
+
+Deno.test("command adapter: interrupt while idle sends nothing; during a turn it sends SIGINT", async () => {
+  const r = recorder();
+  // Reports each SIGINT as a step, says when it holds a turn open, and answers messages.
+  const script = `
+on_int() { echo '{"type":"step","kind":"signal","text":"SIGINT"}'; }
+trap on_int INT
+while read -r line; do
+  case "$line" in
+    *HOLD*)
+      echo '{"type":"step","kind":"note","text":"holding"}'
+      sleep 5 & pid=$!; wait $pid; kill $pid 2>/dev/null
+      echo '{"type":"response","text":"held"}' ;;
+    *) echo '{"type":"response","text":"answered"}' ;;
+  esac
+done`;
+  const adapter = adapterFor(["bash", "-c", script], r.sink);
+  await adapter.start();
+  await adapter.interrupt(); // idle: nothing is sent, the program lives on
+  await adapter.deliver([message(1, "first")]);
+  await r.next((e) => e.type === "turn-end");
+  await adapter.deliver([message(2, "HOLD")]);
+  await r.next((e) => e.type === "step" && e.text === "holding");
+  await adapter.interrupt(); // ends the wait early: the answer follows at once
+  await r.next((e) => e.type === "response" && e.text === "held");
+  await r.next((e) =>
+    e.type === "turn-end" && r.events.filter((x) => x.type === "turn-end").length === 2
+  );
+  // Exactly one SIGINT reached the program: the one sent during the turn.
+  assert.deepEqual(
+    r.events.filter((e) => e.type === "step").map((e) => e.type === "step" && e.text),
+    ["holding", "SIGINT"],
+  );
+  await adapter.stop({ timeoutMs: 2_000 });
+  assert.deepEqual(await r.exit, { code: 0, signal: null, expected: true });
+});
+
 Deno.test("command adapter: deliver after the program died rejects, so the message is kept", async () => {
   const r = recorder();
   const adapter = adapterFor(["bash", "-c", "exit 0"], r.sink);

@@ -1,8 +1,9 @@
 /**
  * The contract every provider adapter keeps, as one suite run against each adapter that works
  * here without a model (conformance_test.ts): start → idle; deliver → consumed, response,
- * turn-end, idle; interrupt; stop resolves with the child gone and one expected exit; an
- * unexpected exit reported once; stop during start.
+ * turn-end, idle; a failed turn ends not ok once and the next delivery works; interrupt (a
+ * running turn's, and an idle one that harms nothing); stop resolves with the child gone and one
+ * expected exit; an unexpected exit reported once; stop during start.
  *
  * @module
  */
@@ -35,6 +36,8 @@ export interface ConformanceSubject {
    * the interrupt of a running turn is not checked.
    */
   hangingBody?: string;
+  /** A message body whose turn the provider fails (as after a model API error). */
+  failingBody: string;
 }
 
 type Exit = { code: number | null; signal: string | null; expected: boolean };
@@ -158,10 +161,35 @@ export function conformanceSuite(subject: ConformanceSubject, spawn: Spawner): v
     });
   }
 
-  test("interrupt while idle resolves; stop still leaves nothing behind", async (run, rec) => {
+  test("a failed turn: turn-end ok:false once, then the next delivery works", async (run, rec) => {
+    const { adapter } = run;
+    await adapter.start();
+    await adapter.deliver([message(1, subject.failingBody)]);
+    await waitFor("the failed turn's end", () => rec.of("turn-end").length === 1);
+    const failed = rec.of("turn-end")[0];
+    assert.equal(failed?.ok, false);
+    // One sentence on one line, for the sender's failure reply.
+    assert.match(failed?.error ?? "", /^[^\n]{1,300}$/);
+    assert.deepEqual(rec.of("response"), []);
+    await waitFor("ready again", () => ["idle", "error"].includes(rec.statuses.at(-1) ?? ""));
+    await adapter.deliver([message(2, "after")]);
+    await waitFor("the next turn's end", () => rec.of("turn-end").length >= 2);
+    assert.deepEqual(rec.of("turn-end").map((e) => e.ok), [false, true]);
+    assert.deepEqual(rec.of("response").map((e) => e.text), [subject.responseTo("after")]);
+    assert.equal(rec.statuses.at(-1), "idle");
+    assert.deepEqual(rec.exits, []);
+  });
+
+  test("interrupt while idle harms nothing; stop still leaves nothing behind", async (run, rec) => {
     const { adapter } = run;
     await adapter.start();
     await adapter.interrupt();
+    // The provider is still there and answers.
+    await adapter.deliver([message(1, "still here")]);
+    await waitFor("the turn's end", () => rec.of("turn-end").length === 1);
+    assert.equal(rec.of("turn-end")[0]?.ok, true);
+    assert.deepEqual(rec.of("response").map((e) => e.text), [subject.responseTo("still here")]);
+    assert.deepEqual(rec.exits, []);
     await adapter.stop({ timeoutMs: 3_000 });
     assert.equal(adapter.pid, undefined);
     await rec.childrenGone();

@@ -58,6 +58,7 @@ conformanceSuite({
     return { adapter: createCommandAdapter(ctx, events), cleanup: removing(ctx.cwd) };
   },
   responseTo: (body) => `echo: ${body}`,
+  failingBody: "/fail The model is down.",
 }, defaultSpawner);
 
 conformanceSuite({
@@ -69,6 +70,7 @@ conformanceSuite({
   },
   responseTo: (body) => `echo: ${body}`,
   hangingBody: "HANG",
+  failingBody: "FAIL",
 }, scriptSpawner(FAKE_CLAUDE));
 
 conformanceSuite({
@@ -80,4 +82,5 @@ conformanceSuite({
   },
   responseTo: (body) => `echo: ${body}`,
   hangingBody: "SILENT",
+  failingBody: "FAIL",
 }, scriptSpawner(FAKE_CODEX));

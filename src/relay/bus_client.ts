@@ -346,6 +346,17 @@ export class RelayBus {
     }, delay);
   }
 
+  /**
+   * The relay answers again (a probe saw it): if the bus is waiting out a backoff, try now
+   * instead. Does nothing while connected, connecting or closed.
+   */
+  reconnectNow(): void {
+    if (this.#isClosed() || this.#reconnectTimer === undefined) return;
+    this.#clock.clearTimeout(this.#reconnectTimer);
+    this.#reconnectTimer = undefined;
+    void this.#reconnect();
+  }
+
   async #reconnect(): Promise<void> {
     if (this.#isClosed()) return;
     if (this.#authPending) {

@@ -285,7 +285,7 @@ export class Delivery {
       if (message.replyTo !== undefined) this.#d.events.receipt(message.id, "answered", { at });
     }
     for (const message of owed) {
-      const verdict = this.#guard.check(message.from);
+      const verdict = this.#guard.check(message.from, Date.parse(message.createdAt));
       if (verdict === "send") {
         this.#reply(message, text, at);
         continue;
@@ -324,8 +324,10 @@ export class Delivery {
       const held = this.#held;
       this.#held = [];
       for (const h of held) {
-        if (this.#guard.check(h.message.from) === "send") this.#reply(h.message, h.text, h.at);
-        else this.#held.push(h);
+        const writtenAt = Date.parse(h.message.createdAt);
+        if (this.#guard.check(h.message.from, writtenAt) === "send") {
+          this.#reply(h.message, h.text, h.at);
+        } else this.#held.push(h);
       }
       if (this.#held.length > 0) this.#releaseSoon();
     }, POLL_RETRY_MS);

@@ -1,7 +1,8 @@
 /**
- * The loop guard: counts the replies this agent posts to each peer in a sliding minute. Past the
- * limit, replies to that peer are held (the runner keeps them, unsent and unread, until the rate
- * falls again) and a `loop_suspected` insight reports the episode once.
+ * The loop guard: counts the round trips with each peer in a sliding minute: replies to a message
+ * the peer wrote after this agent's last reply to it (a backlog written earlier is no loop). Past
+ * the limit, replies to that peer are held (the runner keeps them, unsent and unread, until the
+ * rate falls again) and a `loop_suspected` insight reports the episode once.
  *
  * Two agents that answer each other's answers would otherwise talk forever; the runner already
  * posts replies only to messages that owe one, so this is the second line of defence.
@@ -21,6 +22,7 @@ export class PeerGuard {
   readonly #limit: number;
   readonly #now: () => number;
   readonly #sent = new Map<string, number[]>();
+  readonly #lastReply = new Map<string, number>();
   readonly #suspected = new Set<string>();
 
   constructor(options: { limit?: number; now: () => number }) {
@@ -29,13 +31,17 @@ export class PeerGuard {
   }
 
   /**
-   * One more reply to `peer`: `send` (counted), `hold` (over the limit), or `suspect` (over the
-   * limit, the first time in this episode: report it).
+   * One more reply to `peer`, for a message it wrote at `writtenAt` (epoch ms; NaN when unknown,
+   * counted): `send`, `hold` (over the limit), or `suspect` (over the limit, the first time in
+   * this episode: report it).
    */
-  check(peer: string): PeerVerdict {
+  check(peer: string, writtenAt: number): PeerVerdict {
     const recent = this.#recent(peer);
-    if (recent.length < this.#limit) {
-      recent.push(this.#now());
+    const last = this.#lastReply.get(peer);
+    const roundTrip = last === undefined || !(writtenAt <= last);
+    if (!roundTrip || recent.length < this.#limit) {
+      if (roundTrip) recent.push(this.#now());
+      this.#lastReply.set(peer, this.#now());
       this.#suspected.delete(peer);
       return "send";
     }
@@ -44,7 +50,7 @@ export class PeerGuard {
     return "suspect";
   }
 
-  /** Replies to `peer` within the last minute. */
+  /** Round trips with `peer` within the last minute. */
   rate(peer: string): number {
     return this.#recent(peer).length;
   }

@@ -42,6 +42,7 @@ import { ProviderSupervisor } from "./provider.ts";
 import { type BusCommandFrame, runCommand } from "./commands.ts";
 import { openOutbox, writeSecretFile } from "./files.ts";
 import { recallQueued } from "./recall.ts";
+import { Recovery } from "./recovery.ts";
 import { readTokenFile } from "./token_file.ts";
 import { relaySend } from "./relay_send.ts";
 import { ReplyObligationCache } from "./reply_obligations.ts";
@@ -112,6 +113,7 @@ export class Runner {
   #control: ControlServer | undefined;
   #bus: RelayBus | undefined;
   #heartbeat: Heartbeat | undefined;
+  readonly #recovery: Recovery;
 
   #resumeId: string | undefined;
   #sessionId: string | undefined;
@@ -182,6 +184,16 @@ export class Runner {
       },
       onDelivered: (count) => (this.#counters.delivered += count),
     });
+    this.#recovery = new Recovery({
+      clock: this.#clock,
+      probe: ({ signal }) => this.#http.probe({ signal }),
+      waiting: () => this.#waitingForRelay(),
+      wake: () => {
+        log.info("the relay answers again: waking the outbox and the bus");
+        this.#outbox?.wake();
+        this.#bus?.reconnectNow();
+      },
+    });
     this.#provider = new ProviderSupervisor({
       config,
       clock: this.#clock,
@@ -244,6 +256,14 @@ export class Runner {
         this.#recomputeStatus();
       },
     });
+  }
+
+  /** Whether the outbox backs off or the bus is down: something waits for the relay. */
+  #waitingForRelay(): boolean {
+    if (this.#stopRequested) return false;
+    const failing = (this.#outbox?.stats().consecutiveFailures ?? 0) > 0;
+    const state = this.#bus?.state;
+    return failing || state === "connecting";
   }
 
   /** `<state-dir>/control-secret`: the control secret for local operators (mode 0600). */
@@ -319,7 +339,10 @@ export class Runner {
       });
       addSecret(this.#control.secret);
       await writeSecretFile(this.#secretFile(), this.#control.secret);
-      this.#outbox.onChange(() => this.#publishOutbox());
+      this.#outbox.onChange(() => {
+        this.#publishOutbox();
+        this.#recovery.check();
+      });
       this.#recall();
       await writeRunnerInfo(c.infoFile, {
         pid: Deno.pid,
@@ -383,7 +406,10 @@ export class Runner {
       },
       onAuthError: () => this.#renewToken(),
       // While the bus is down nothing is pushed: poll the inbox instead, every 5 s.
-      onStateChange: (state) => this.#delivery.busDown(state !== "open"),
+      onStateChange: (state) => {
+        this.#delivery.busDown(state !== "open");
+        this.#recovery.check();
+      },
       onFatal: (code, message) => {
         log.error(`the relay closed the bus for good (${code}): ${message}`);
         void this.stop(1);
@@ -454,6 +480,7 @@ export class Runner {
   }
 
   async #teardown(): Promise<void> {
+    this.#recovery.stop();
     this.#delivery.busDown(false);
     await this.#heartbeat?.stop();
     this.#obligations.stop();

@@ -69,30 +69,43 @@ Deno.test("conversation: a turn that keeps failing ends in one failure reply, wi
   });
 });
 
-Deno.test("conversation: 8 operator interrupts to an idle agent leave the runner up", async () => {
+/** An agent that works on each message for a long time; a SIGINT ends it (bash's `wait`). */
+const SLOW = bashAgent(
+  `trap 'kill $! 2>/dev/null; exit 130' INT; sleep 30 & wait $!; reply "done"`,
+);
+
+Deno.test("conversation: 8 operator interrupts leave the runner up, each turn failed once", async () => {
   await withHome("arr-conv-", async (home) => {
     const relay = await startDevRelay({ port: 0 });
     try {
-      const runner = startRunner(relay, { agentId: "calm", home, providerArgs: [ECHO] });
+      const runner = startRunner(relay, { agentId: "calm", home, providerArgs: SLOW });
       await runner.info();
       await waitFor("the bus", () => relay.admin.connections().some((c) => c.agentId === "calm"));
-      await waitFor("idle", async () => (await runner.status()).status === "idle");
+      const poster = new Poster(relay);
       for (let i = 0; i < 8; i++) {
-        // SIGINT ends the echo agent: each interrupt is an exit the runner itself caused.
+        // The interrupt ends the slow agent mid-turn: an exit the runner itself caused.
         const before = (await runner.status())["pid"];
+        const sent = await poster.post("calm", `work ${i}`);
+        await waitFor("busy", async () => (await runner.status()).status === "busy", {
+          signal: runner.exited,
+        });
         const result = await relay.admin.sendCommand("calm", { type: "interrupt" });
         assert.equal(result.ok, true, JSON.stringify(result));
+        const [reply] = await waitFor(
+          "the failure reply",
+          () => repliesTo(relay, sent.id).length > 0 && repliesTo(relay, sent.id),
+          { signal: runner.exited },
+        );
+        assert.deepEqual(reply!.payload, {
+          status: "failed",
+          error: "The turn was interrupted by an operator.",
+        });
         await waitFor("a new provider, idle", async () => {
           const status = await runner.status();
           return status.status === "idle" && status["pid"] !== before;
         }, { signal: runner.exited });
       }
-      assert.doesNotMatch(await runner.log(), /exited unexpectedly/);
-      const sent = await new Poster(relay).post("calm", "still there?");
-      await waitFor("the answer", () => repliesTo(relay, sent.id).length > 0, {
-        signal: runner.exited,
-      });
-      assert.equal(repliesTo(relay, sent.id)[0]!.body, "echo: still there?");
+      assert.doesNotMatch(await runner.log(), /exited unexpectedly|giving up/);
       assert.equal(await runner.stop(), 0);
     } finally {
       await relay.close();

@@ -44,6 +44,7 @@ import { openOutbox, writeSecretFile } from "./files.ts";
 import { recallQueued } from "./recall.ts";
 import { Recovery } from "./recovery.ts";
 import { readTokenFile } from "./token_file.ts";
+import { TokenKeeper } from "./token_keeper.ts";
 import { relaySend } from "./relay_send.ts";
 import { ReplyObligationCache } from "./reply_obligations.ts";
 import { RestartPolicy, type RestartPolicyOptions } from "./restart_policy.ts";
@@ -53,6 +54,7 @@ import {
   addUsage,
   emptyUsage,
   metricsSnapshot,
+  readiness,
   type RunnerCounters,
   statusSnapshot,
   StatusTracker,
@@ -118,6 +120,7 @@ export class Runner {
   #resumeId: string | undefined;
   #sessionId: string | undefined;
   #lastProviderEventAt: number | undefined;
+  readonly #token: TokenKeeper;
   readonly #counters: RunnerCounters = { delivered: 0, turns: 0, failedTurns: 0, restarts: 0 };
   readonly #usage = emptyUsage();
 
@@ -147,6 +150,7 @@ export class Runner {
       ...(deps.fetch ? { fetch: deps.fetch } : {}),
       onTokenChange: (token) => addSecret(token),
     });
+    this.#token = new TokenKeeper(this.#http, { tokenFile: config.tokenFile });
     this.#obligations = new ReplyObligationCache({
       fetch: (signal) => this.#http.replyObligations(config.agentId, { signal }),
       ...(deps.obligationsIntervalMs ? { intervalMs: deps.obligationsIntervalMs } : {}),
@@ -179,6 +183,7 @@ export class Runner {
       stopping: () => this.#stopRequested,
       onHandingChange: () => this.#recomputeStatus(),
       onPollSuccess: () => {
+        this.#token.accepted();
         // The relay answers again: an outbox backing off need not wait out its delay.
         if ((this.#outbox?.stats().consecutiveFailures ?? 0) > 0) this.#outbox?.wake();
       },
@@ -197,11 +202,11 @@ export class Runner {
     this.#provider = new ProviderSupervisor({
       config,
       clock: this.#clock,
-      restart: new RestartPolicy(deps.restart ?? {}),
+      restart: new RestartPolicy(deps.restart ?? config.restart),
       spawn: deps.spawn ?? defaultSpawner,
       decide: this.#decide,
       ...(deps.adapterFactory ? { factory: deps.adapterFactory } : {}),
-      stopTimeoutMs: deps.stopTimeoutMs ?? 5_000,
+      stopTimeoutMs: deps.stopTimeoutMs ?? config.stopTimeoutMs,
       env: () => ({
         AGENT_RELAY_RUNNER_PORT: String(this.#control!.port),
         AGENT_RELAY_RUNNER_SECRET: this.#control!.secret,
@@ -328,6 +333,14 @@ export class Runner {
           },
           onHookFatal: (report) =>
             this.#events.insight("hook_fatal", { hook: report.hook, error: report.error }),
+          readiness: () =>
+            readiness({
+              stopping: this.#stopRequested,
+              auth: this.#token.state,
+              providerRunning: this.#provider.running,
+              bus: this.#bus?.state ?? "idle",
+            }),
+          relayAuth: () => this.#token.state,
           metrics: () =>
             metricsSnapshot({
               outbox: this.#outbox?.stats(),
@@ -404,9 +417,10 @@ export class Runner {
         this.#inbox.fallBehind();
         this.#delivery.pollSoon(0);
       },
-      onAuthError: () => this.#renewToken(),
+      onAuthError: () => this.#token.renew(),
       // While the bus is down nothing is pushed: poll the inbox instead, every 5 s.
       onStateChange: (state) => {
+        if (state === "open") this.#token.accepted();
         this.#delivery.busDown(state !== "open");
         this.#recovery.check();
       },
@@ -415,30 +429,6 @@ export class Runner {
         void this.stop(1);
       },
     });
-  }
-
-  /**
-   * The relay refused the token: a token file may hold a new one (an orchestrator rotated it);
-   * else the relay is asked to renew it.
-   */
-  async #renewToken(): Promise<void> {
-    const file = this.config.tokenFile;
-    if (file) {
-      try {
-        const token = readTokenFile(file);
-        if (token !== this.#http.token) {
-          addSecret(token);
-          this.#http.setToken(token);
-          log.info("the relay refused the token: took the new one from the token file");
-          return;
-        }
-      } catch (error) {
-        log.warn(errorText(error));
-      }
-    }
-    await this.#http.renewToken().catch((error) =>
-      log.warn(`renewing the relay token failed: ${errorText(error)}`)
-    );
   }
 
   /** A crash's leftovers in the outbox: remembered, and a reply's mark-read queued if missing. */
@@ -460,7 +450,7 @@ export class Runner {
       await this.#provider.stop();
       await this.#delivery.stop();
       this.#status.set("offline");
-      await this.#flush(this.#deps.flushTimeoutMs ?? 3_000);
+      await this.#flush(this.#deps.flushTimeoutMs ?? this.config.flushTimeoutMs);
       if (this.#leaveOnStop) {
         await this.#http.leave(this.config.agentId, { signal: AbortSignal.timeout(2_000) })
           .catch((error) => log.warn(`leaving the relay failed: ${errorText(error)}`));

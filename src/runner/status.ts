@@ -6,7 +6,13 @@
  * @module
  */
 import type { Usage } from "../adapters/mod.ts";
-import type { MetricSample, MetricsSnapshot, StatusSnapshot } from "../control/mod.ts";
+import type {
+  MetricSample,
+  MetricsSnapshot,
+  Readiness,
+  RelayAuth,
+  StatusSnapshot,
+} from "../control/mod.ts";
 import type { OutboxStats } from "../outbox/mod.ts";
 import type { AgentStatus, ProviderName } from "../types.ts";
 
@@ -169,4 +175,25 @@ export function metricsSnapshot(parts: {
       counter("cost_usd_total", "Provider cost reported, USD", parts.usage.costUsd),
     ],
   };
+}
+
+/**
+ * Ready: the provider runs and the bus is connected, with a token the relay takes. An
+ * orchestrator waits for this (`GET /ready`) before it counts the agent as up.
+ */
+export function readiness(parts: {
+  stopping: boolean;
+  auth: RelayAuth;
+  providerRunning: boolean;
+  bus: string;
+}): Readiness {
+  if (parts.stopping) return { ready: false, reason: "the runner is stopping" };
+  if (parts.auth === "unauthorized") {
+    return { ready: false, reason: "the relay refused the token (unauthorized)" };
+  }
+  if (!parts.providerRunning) return { ready: false, reason: "the provider is not running" };
+  if (parts.bus !== "open") {
+    return { ready: false, reason: `the relay bus is not connected (${parts.bus})` };
+  }
+  return { ready: true };
 }

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { expand, loadPermissionSet, permissionFlags, varsFor } from "../scripts/sandbox.ts";
 import { ENV_VARS } from "../src/config/env.ts";
+import { withHome } from "./support/home.ts";
 import { runSandboxed } from "./support/run_main.ts";
 
 const PROBE = new URL("./fixtures/sandbox_probe.ts", import.meta.url).pathname;
@@ -49,46 +50,42 @@ Deno.test("sandbox: a run grants write to its own dirs only, and run to its prov
 });
 
 Deno.test("sandbox: refuses non-loopback hosts, writes outside its dirs and other programs", async () => {
-  const home = await Deno.makeTempDir();
-  const outside = await Deno.makeTempDir();
-  try {
-    const args = [
-      "run",
-      "--agent-id",
-      "probe",
-      "--relay-url",
-      "http://127.0.0.1:1",
-      "--provider",
-      "command",
-      "--",
-      "/bin/true",
-    ];
-    const inside = join(home, "state", "probe", "sub");
-    const out = await runSandboxed([...args, join(outside, "x"), inside], {
-      script: PROBE,
-      env: { AGENT_RELAY_HOME: home },
+  await withHome("arr-sbx-", async (home) => {
+    await withHome("arr-sbx-out-", async (outside) => {
+      const args = [
+        "run",
+        "--agent-id",
+        "probe",
+        "--relay-url",
+        "http://127.0.0.1:1",
+        "--provider",
+        "command",
+        "--",
+        "/bin/true",
+      ];
+      const inside = join(home, "state", "probe", "sub");
+      const out = await runSandboxed([...args, join(outside, "x"), inside], {
+        script: PROBE,
+        env: { AGENT_RELAY_HOME: home },
+      });
+      assert.equal(out.code, 0, out.stderr);
+      const result = JSON.parse(out.stdout.trim().split("\n").at(-1)!);
+      // (a) refused by the permission check before any lookup: a `.invalid` name cannot resolve.
+      assert.match(result.net, /^NotCapable: Requires net access to "relay\.example\.invalid:80"/);
+      // (b) a clear error naming the dir and the cause.
+      assert.match(
+        result.write,
+        /^DirError: state dir .*\/x is not writable: the sandbox does not grant write access/,
+      );
+      assert.match(result.run, /^NotCapable: Requires run access to "ls"/);
+      // (c) its own state dir is fine.
+      assert.equal(result.inside, "written");
     });
-    assert.equal(out.code, 0, out.stderr);
-    const result = JSON.parse(out.stdout.trim().split("\n").at(-1)!);
-    // (a) refused by the permission check before any lookup: a `.invalid` name cannot resolve.
-    assert.match(result.net, /^NotCapable: Requires net access to "relay\.example\.invalid:80"/);
-    // (b) a clear error naming the dir and the cause.
-    assert.match(
-      result.write,
-      /^DirError: state dir .*\/x is not writable: the sandbox does not grant write access/,
-    );
-    assert.match(result.run, /^NotCapable: Requires run access to "ls"/);
-    // (c) its own state dir is fine.
-    assert.equal(result.inside, "written");
-  } finally {
-    await Deno.remove(home, { recursive: true });
-    await Deno.remove(outside, { recursive: true });
-  }
+  });
 });
 
 Deno.test("sandbox: the runner writes its log and state under the sandbox", async () => {
-  const home = await Deno.makeTempDir();
-  try {
+  await withHome("arr-sbx-", async (home) => {
     const out = await runSandboxed(
       ["run", "--agent-id", "writer", "--relay-url", "http://127.0.0.1:1", "--log-level", "debug"],
       { env: { AGENT_RELAY_HOME: home } },
@@ -101,7 +98,5 @@ Deno.test("sandbox: the runner writes its log and state under the sandbox", asyn
       (await Deno.stat(join(home, "logs", "session-mirror-writer.log"))).mode! & 0o777,
       0o600,
     );
-  } finally {
-    await Deno.remove(home, { recursive: true });
-  }
+  });
 });

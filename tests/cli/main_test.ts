@@ -1,15 +1,15 @@
 import assert from "node:assert/strict";
+import { withHome } from "../support/home.ts";
 import { runSandboxed } from "../support/run_main.ts";
 
 const RELAY = "http://127.0.0.1:9";
 
-async function usage(args: string[], env: Record<string, string> = {}) {
-  const home = await Deno.makeTempDir();
-  try {
-    return await runSandboxed(args, { env: { AGENT_RELAY_HOME: home, ...env } });
-  } finally {
-    await Deno.remove(home, { recursive: true });
-  }
+/** Runs `main.ts ARGS` under the sandbox in a fresh home. */
+function usage(args: string[], env: Record<string, string> = {}) {
+  return withHome(
+    "arr-cli-",
+    (home) => runSandboxed(args, { env: { AGENT_RELAY_HOME: home, ...env } }),
+  );
 }
 
 function oneLine(stderr: string): string {

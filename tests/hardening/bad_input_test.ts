@@ -11,18 +11,13 @@ import { resolveRunConfig, UsageError } from "../../src/config/config.ts";
 import { startDevRelay } from "../../src/dev_relay/mod.ts";
 import { LOG_LEVELS } from "../../src/logger.ts";
 import type { Message } from "../../src/types.ts";
+import { lines, readControl, streamAgent } from "../support/agents.ts";
+import { withHome } from "../support/home.ts";
+import { markedRead, Poster, replies } from "../support/relay_messages.ts";
 import { runSandboxed } from "../support/run_main.ts";
+import { startRunner } from "../support/runner_process.ts";
+import { waitFor } from "../support/wait.ts";
 import { mulberry32 } from "./support/prng.ts";
-import {
-  lines,
-  Poster,
-  readControl,
-  replies,
-  sleep,
-  startRunner,
-  streamAgent,
-  waitFor,
-} from "./support/runner_harness.ts";
 
 const RELAY = "http://127.0.0.1:9";
 
@@ -30,15 +25,6 @@ function oneLine(stderr: string): string {
   const all = stderr.split("\n").filter((l) => l.trim() !== "");
   assert.equal(all.length, 1, `expected one line on stderr, got: ${stderr}`);
   return all[0]!;
-}
-
-async function withHome<T>(fn: (home: string) => Promise<T>): Promise<T> {
-  const home = await Deno.makeTempDir({ prefix: "arr-bad-" });
-  try {
-    return await fn(home);
-  } finally {
-    await Deno.remove(home, { recursive: true });
-  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -146,7 +132,7 @@ Deno.test("bad input: 5,000 seeded random argv give a valid config or a one-line
 });
 
 Deno.test("bad input: a loopback relay the sandbox does not grant (127.0.0.2) exits 2 at once, not retrying forever", async () => {
-  await withHome(async (home) => {
+  await withHome("arr-bad-", async (home) => {
     for (const url of ["http://127.0.0.2:9", "http://[::ffff:127.0.0.1]:9"]) {
       const out = await runSandboxed(
         ["run", "--agent-id", "a", "--relay-url", url, "--provider", "command", "--", "/bin/cat"],
@@ -162,7 +148,7 @@ Deno.test("bad input: a loopback relay the sandbox does not grant (127.0.0.2) ex
 });
 
 Deno.test("bad input: a value with control characters is still one line on stderr, exit 2", async () => {
-  await withHome(async (home) => {
+  await withHome("arr-bad-", async (home) => {
     const out = await runSandboxed(
       ["run", "--agent-id", "two\nlines\u0007", "--relay-url", RELAY],
       { env: { AGENT_RELAY_HOME: home } },
@@ -179,7 +165,7 @@ Deno.test("bad input: a value with control characters is still one line on stder
 // The environment
 
 Deno.test("bad environment: an unwritable log dir or info-file dir exits 1 with one line naming it, starting nothing", async () => {
-  await withHome(async (home) => {
+  await withHome("arr-bad-", async (home) => {
     const file = join(home, "a-file");
     await Deno.writeTextFile(file, "in the way");
     const base = ["run", "--agent-id", "nodir", "--relay-url", RELAY, "--provider", "command"];
@@ -212,7 +198,7 @@ Deno.test("bad environment: an unwritable log dir or info-file dir exits 1 with 
 });
 
 Deno.test("bad environment: a provider that cannot start, a missing cwd or a port in use: exit 1, one line", async () => {
-  await withHome(async (home) => {
+  await withHome("arr-bad-", async (home) => {
     const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
     try {
       const notExecutable = join(home, "agent.txt");
@@ -243,17 +229,17 @@ Deno.test("bad environment: a provider that cannot start, a missing cwd or a por
 });
 
 Deno.test("bad environment: a log file that cannot be opened: error and fatal records still reach stderr, and the runner works", async () => {
-  await withHome(async (home) => {
+  await withHome("arr-bad-", async (home) => {
     const relay = await startDevRelay({ port: 0 });
     const agentCwd = join(home, "agent");
     await Deno.mkdir(agentCwd);
     // The log file's path is taken by a directory: the dir is writable, the file cannot open.
     await Deno.mkdir(join(home, "logs", "session-mirror-nolog.log"), { recursive: true });
-    const runner = startRunner(relay.url, relay.token, {
+    const runner = startRunner(relay, {
       agentId: "nolog",
       home,
       cwd: agentCwd,
-      program: streamAgent(),
+      providerArgs: streamAgent(),
     });
     try {
       await runner.info();
@@ -282,7 +268,7 @@ Deno.test("bad environment: a log file that cannot be opened: error and fatal re
 });
 
 Deno.test("bad environment: a corrupt outbox: exit 1 naming the file, the file untouched, nothing lost", async () => {
-  await withHome(async (home) => {
+  await withHome("arr-bad-", async (home) => {
     const relay = await startDevRelay({ port: 0 });
     const agentCwd = join(home, "agent");
     await Deno.mkdir(agentCwd);
@@ -293,11 +279,11 @@ Deno.test("bad environment: a corrupt outbox: exit 1 naming the file, the file u
     await Deno.writeFile(file, garbage, { mode: 0o600 });
     try {
       const message = await new Poster(relay).post("corrupt", "wait for me");
-      const first = startRunner(relay.url, relay.token, {
+      const first = startRunner(relay, {
         agentId: "corrupt",
         home,
         cwd: agentCwd,
-        program: streamAgent(),
+        providerArgs: streamAgent(),
       });
       const out = await first.output;
       assert.equal(out.code, 1, out.stderr);
@@ -310,11 +296,11 @@ Deno.test("bad environment: a corrupt outbox: exit 1 naming the file, the file u
       assert.deepEqual(await lines(agentCwd, "received.txt"), [], "and was never delivered");
       // The operator moves the file aside; the next start delivers and answers the message.
       await Deno.rename(file, `${file}.corrupt`);
-      const second = startRunner(relay.url, relay.token, {
+      const second = startRunner(relay, {
         agentId: "corrupt",
         home,
         cwd: agentCwd,
-        program: streamAgent(),
+        providerArgs: streamAgent(),
       });
       try {
         await waitFor("the reply", () => replies(relay).some((r) => r.replyTo === message.id));
@@ -328,24 +314,24 @@ Deno.test("bad environment: a corrupt outbox: exit 1 naming the file, the file u
 });
 
 Deno.test("bad environment: a second runner on the same state dir fails fast naming the first's pid; the first carries on", async () => {
-  await withHome(async (home) => {
+  await withHome("arr-bad-", async (home) => {
     const relay = await startDevRelay({ port: 0 });
     const agentCwd = join(home, "agent");
     await Deno.mkdir(agentCwd);
-    const first = startRunner(relay.url, relay.token, {
+    const first = startRunner(relay, {
       agentId: "twice",
       home,
       cwd: agentCwd,
-      program: streamAgent(),
+      providerArgs: streamAgent(),
     });
     try {
       const info = await first.info();
       const started = performance.now();
-      const second = startRunner(relay.url, relay.token, {
+      const second = startRunner(relay, {
         agentId: "twice",
         home,
         cwd: join(home, "elsewhere"),
-        program: streamAgent(),
+        providerArgs: streamAgent(),
       });
       const out = await second.output;
       const ms = performance.now() - started;
@@ -406,7 +392,7 @@ async function withTmpfs<T>(
   options: string,
   fn: (home: string, mnt: string) => Promise<T>,
 ): Promise<T> {
-  return await withHome(async (home) => {
+  return await withHome("arr-bad-", async (home) => {
     const mnt = join(home, "mnt");
     await Deno.mkdir(mnt);
     const mount = await new Deno.Command("mount", {
@@ -476,12 +462,12 @@ Deno.test({
       await Deno.mkdir(agentCwd);
       const poster = new Poster(relay);
       const start = () =>
-        startRunner(relay.url, relay.token, {
+        startRunner(relay, {
           agentId: "filling",
           home,
           cwd: agentCwd,
           stateDir: join(mnt, "state"),
-          program: streamAgent(),
+          providerArgs: streamAgent(),
         });
       const posted: Message[] = [];
       try {
@@ -496,7 +482,10 @@ Deno.test({
             "the delivery",
             async () => (await lines(agentCwd, "received.txt")).length === 2,
           );
-          await sleep(500);
+          await waitFor(
+            "a failed write logged",
+            async () => /queueing a .* event failed/.test(await first.log()),
+          );
           await Deno.remove(join(mnt, "filler"));
           posted.push(await poster.post("filling", "after"));
           await waitFor(
@@ -518,9 +507,10 @@ Deno.test({
           await waitFor(
             "every reply",
             () => posted.every((m) => replies(relay).some((r) => r.replyTo === m.id)),
-            20_000,
           );
-          await sleep(300);
+          // Every message read and nothing left to do: a duplicate would be on the relay by now.
+          await waitFor("every mark-read", () => markedRead(relay, ...posted.map((m) => m.id)));
+          await second.settled();
         } finally {
           assert.equal(await second.stop(), 0);
         }

@@ -7,8 +7,12 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { startDevRelay } from "../../src/dev_relay/mod.ts";
+import { lines, streamAgent } from "../support/agents.ts";
+import { withHome } from "../support/home.ts";
+import { Poster } from "../support/relay_messages.ts";
+import { startRunner } from "../support/runner_process.ts";
+import { waitFor } from "../support/wait.ts";
 import { runFaultScenario, SHORT_FAULTS } from "./support/fault_scenario.ts";
-import { lines, Poster, startRunner, streamAgent, waitFor } from "./support/runner_harness.ts";
 
 Deno.test("hardening: 500s, garbage, 2 s latency, a 5 s outage, bus drops and expired tokens mid-stream: every event exactly once, in order, and the stop decision stays fast", async () => {
   const report = await runFaultScenario(SHORT_FAULTS);
@@ -33,41 +37,40 @@ Deno.test("hardening: 500s, garbage, 2 s latency, a 5 s outage, bus drops and ex
 Deno.test({
   name: "relay faults: a message pushed while the inbox poll is in flight waits its turn",
   async fn() {
-    const home = await Deno.makeTempDir({ prefix: "arr-order-" });
-    const agentCwd = join(home, "agent");
-    await Deno.mkdir(agentCwd);
-    const relay = await startDevRelay({ port: 0 });
-    const poster = new Poster(relay);
-    try {
-      const older = await poster.post("ordered", "older, unread before the start");
-      // Every API call now takes 3 s (the bus is not slowed): the start-up poll is in flight
-      // for 3 s, and the newer message is stored (and pushed) while it is.
-      await relay.admin.setFaults({ slowMs: 3_000 });
-      const newer = poster.post("ordered", "newer", { retryForMs: 10_000 });
-      const runner = startRunner(relay.url, relay.token, {
-        agentId: "ordered",
-        home,
-        cwd: agentCwd,
-        program: streamAgent(),
-      });
+    await withHome("arr-order-", async (home) => {
+      const agentCwd = join(home, "agent");
+      await Deno.mkdir(agentCwd);
+      const relay = await startDevRelay({ port: 0 });
+      const poster = new Poster(relay);
       try {
-        const newerId = (await newer).id;
-        const received = await waitFor(
-          "both deliveries",
-          async () => {
-            const got = (await lines(agentCwd, "received.txt")).map(Number);
-            return got.length >= 2 && got;
-          },
-          20_000,
-        );
-        assert.deepEqual(received, [older.id, newerId], "delivered in relay order");
+        const older = await poster.post("ordered", "older, unread before the start");
+        // Every API call now takes 3 s (the bus is not slowed): the start-up poll is in flight
+        // for 3 s, and the newer message is stored (and pushed) while it is.
+        await relay.admin.setFaults({ slowMs: 3_000 });
+        const newer = poster.post("ordered", "newer", { retryForMs: 10_000 });
+        const runner = startRunner(relay, {
+          agentId: "ordered",
+          home,
+          cwd: agentCwd,
+          providerArgs: streamAgent(),
+        });
+        try {
+          const newerId = (await newer).id;
+          const received = await waitFor(
+            "both deliveries",
+            async () => {
+              const got = (await lines(agentCwd, "received.txt")).map(Number);
+              return got.length >= 2 && got;
+            },
+          );
+          assert.deepEqual(received, [older.id, newerId], "delivered in relay order");
+        } finally {
+          await relay.admin.clearFaults();
+          await runner.stop();
+        }
       } finally {
-        await relay.admin.clearFaults();
-        await runner.stop();
+        await relay.close();
       }
-    } finally {
-      await relay.close();
-      await Deno.remove(home, { recursive: true });
-    }
+    });
   },
 });

@@ -7,20 +7,17 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { DatabaseSync } from "node:sqlite";
 import { APP_DIR } from "../../scripts/sandbox.ts";
 import { startDevRelay } from "../../src/dev_relay/mod.ts";
 import { Outbox } from "../../src/outbox/outbox.ts";
 import type { Message } from "../../src/types.ts";
+import { readControl, streamAgent } from "../support/agents.ts";
+import { withHome } from "../support/home.ts";
+import { Poster, replies } from "../support/relay_messages.ts";
 import { runSandboxed } from "../support/run_main.ts";
-import {
-  Poster,
-  readControl,
-  replies,
-  startRunner,
-  streamAgent,
-  waitFor,
-} from "./support/runner_harness.ts";
+import { startRunner } from "../support/runner_process.ts";
+import { renewedTokens } from "../support/stores.ts";
+import { waitFor } from "../support/wait.ts";
 
 const PROBE = new URL("./support/sandbox_probe.ts", import.meta.url).pathname;
 
@@ -126,11 +123,11 @@ Deno.test("hardening: no secret in logs, errors, output, the runner-info file, /
   const rootToken = `root-${crypto.randomUUID()}`;
   const relay = await startDevRelay({ port: 0, token: rootToken, dbPath });
   const agentId = "secretive";
-  const runner = startRunner(relay.url, rootToken, {
+  const runner = startRunner(relay, {
     agentId,
     home,
     cwd: agentCwd,
-    program: streamAgent({ fatal: true }),
+    providerArgs: streamAgent({ fatal: true }),
   });
   const texts: Record<string, string> = {};
   try {
@@ -144,7 +141,6 @@ Deno.test("hardening: no secret in logs, errors, output, the runner-info file, /
       waitFor(
         `the reply to #${m.id}`,
         () => replies(relay).some((r) => r.replyTo === m.id),
-        20_000,
       );
 
     // Replies, then every way the token changes: all expired, an auth error frame, 401s.
@@ -225,11 +221,7 @@ Deno.test("hardening: no secret in logs, errors, output, the runner-info file, /
   try {
     texts["log files"] = await readAll(join(home, "logs"));
     texts["state dir after stop (outbox included)"] = await readAll(runner.stateDir);
-    const db = new DatabaseSync(dbPath, { readOnly: true });
-    const renewed = (db.prepare("SELECT count(*) AS n FROM tokens WHERE root = 0").get() as {
-      n: number;
-    }).n;
-    db.close();
+    const renewed = renewedTokens(dbPath);
     assert.ok(renewed >= 2, `the runner renewed its token (${renewed} issued)`);
     const reopened = await startDevRelay({ port: 0, token: rootToken, dbPath });
     texts["everything on the relay"] = JSON.stringify(reopened.admin.state());
@@ -281,31 +273,35 @@ Deno.test({
 Deno.test({
   name: "hardening: the relay token is not passed on to the provider's environment",
   async fn() {
-    const home = await Deno.makeTempDir({ prefix: "arr-env-" });
-    const agentCwd = join(home, "agent");
-    await Deno.mkdir(agentCwd);
-    const relay = await startDevRelay({ port: 0, token: `root-${crypto.randomUUID()}` });
-    const runner = startRunner(relay.url, relay.token, {
-      agentId: "envy",
-      home,
-      cwd: agentCwd,
-      program: ["bash", "-c", "env > env.tmp && mv env.tmp env.txt; cat"],
-    });
-    try {
-      await runner.info();
-      const env = await waitFor("the agent's env", async () => {
-        try {
-          return await Deno.readTextFile(join(agentCwd, "env.txt"));
-        } catch {
-          return undefined;
-        }
+    await withHome("arr-env-", async (home) => {
+      const agentCwd = join(home, "agent");
+      await Deno.mkdir(agentCwd);
+      const relay = await startDevRelay({ port: 0, token: `root-${crypto.randomUUID()}` });
+      const runner = startRunner(relay, {
+        agentId: "envy",
+        home,
+        cwd: agentCwd,
+        providerArgs: ["bash", "-c", "env > env.tmp && mv env.tmp env.txt; cat"],
       });
-      assert.match(env, /^AGENT_RELAY_RUNNER_SECRET=/m, "the provider has what it needs");
-      assert.equal(env.includes(relay.token), false, "the relay token is not in its environment");
-    } finally {
-      await runner.stop();
-      await relay.close();
-      await Deno.remove(home, { recursive: true });
-    }
+      try {
+        await runner.info();
+        const env = await waitFor("the agent's env", async () => {
+          try {
+            return await Deno.readTextFile(join(agentCwd, "env.txt"));
+          } catch {
+            return undefined;
+          }
+        });
+        assert.match(env, /^AGENT_RELAY_RUNNER_SECRET=/m, "the provider has what it needs");
+        assert.equal(
+          env.includes(relay.token),
+          false,
+          "the relay token is not in its environment",
+        );
+      } finally {
+        await runner.stop();
+        await relay.close();
+      }
+    });
   },
 });

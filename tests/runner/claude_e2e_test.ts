@@ -28,6 +28,8 @@ import {
   type MockScript,
   startMockAnthropic,
 } from "../support/mock_anthropic.ts";
+import { cmdline, descendants } from "../support/process_tree.ts";
+import { mirrorEntries, Poster } from "../support/relay_messages.ts";
 import { waitFor } from "../support/wait.ts";
 
 const CLAUDE = installedClaude();
@@ -83,6 +85,7 @@ async function world(): Promise<World> {
   const mock = await startMockAnthropic(SCRIPT, { path: join(sandbox.sockets, MOCK_SOCKET) });
   const home = join(sandbox.root, "relay-home");
   const runners: Runner[] = [];
+  const poster = new Poster(relay);
   return {
     relay,
     mock,
@@ -113,16 +116,7 @@ async function world(): Promise<World> {
       await runner.start();
       return runner;
     },
-    send: async (body, from = "user") => {
-      const res = await fetch(`${relay.url}/api/messages`, {
-        method: "POST",
-        headers: { authorization: `Bearer ${relay.token}`, "content-type": "application/json" },
-        body: JSON.stringify({ from, to: AGENT, kind: "chat", body }),
-      });
-      const json = await res.json() as { message: Message };
-      assert.equal(res.status, 201);
-      return json.message;
-    },
+    send: (body, from = "user") => poster.post(AGENT, body, { from }),
     messages: () => relay.admin.state().messages,
     close: async () => {
       for (const runner of runners) {
@@ -140,39 +134,16 @@ function replyTo(w: World, id: number): Message | undefined {
   return w.messages().find((m) => m.from === AGENT && m.kind === "chat" && m.replyTo === id);
 }
 
-function sessionMirror(w: World): { type: string; kind?: string; body: string }[] {
-  return w.messages().filter((m) => m.from === AGENT && m.kind === "session").map((m) => {
-    const session = (m.payload as { session?: { type?: string; kind?: string } } | undefined)
-      ?.session;
-    return {
-      type: session?.type ?? "",
-      ...(session?.kind ? { kind: session.kind } : {}),
-      body: m.body,
-    };
-  });
+function sessionMirror(w: World) {
+  return mirrorEntries(w.relay, (m) => m.from === AGENT);
 }
 
-/** The host pid of the `unshare` process that wraps the CLI (a child of this process). */
+/** The host pid of the `unshare` process that wraps the CLI (started by this process). */
 function claudeWrapperPid(): number | undefined {
-  // A child belongs to the thread that spawned it: read every thread's list.
-  const children: number[] = [];
-  for (const task of Deno.readDirSync(`/proc/${Deno.pid}/task`)) {
-    try {
-      const list = Deno.readTextFileSync(`/proc/${Deno.pid}/task/${task.name}/children`);
-      children.push(...list.trim().split(/\s+/).filter(Boolean).map(Number));
-    } catch {
-      // the thread ended meanwhile
-    }
-  }
-  for (const pid of children) {
-    try {
-      const cmdline = Deno.readTextFileSync(`/proc/${pid}/cmdline`).split("\0");
-      if (cmdline[0]?.endsWith("unshare") && cmdline.includes(CLAUDE!)) return pid;
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return undefined;
+  return descendants(Deno.pid).find((pid) => {
+    const argv = cmdline(pid);
+    return argv?.[0]?.endsWith("unshare") && argv.includes(CLAUDE!);
+  });
 }
 
 Deno.test({

@@ -10,22 +10,19 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { userTexts } from "../support/mock_openai.ts";
 import { join } from "node:path";
 import { type DevRelay, startDevRelay } from "../../src/dev_relay/mod.ts";
 import type { Message, PermissionPolicy } from "../../src/types.ts";
+import { type CodexRunner, nativeCodexPid, startCodexRunner } from "../support/codex_e2e.ts";
 import {
   type CodexSandbox,
   codexUnavailableReason,
   createCodexSandbox,
 } from "../support/codex_sandbox.ts";
-import {
-  cmdline,
-  type CodexRunner,
-  descendants,
-  nativeCodexPid,
-  startCodexRunner,
-} from "../support/codex_e2e.ts";
+import { userTexts } from "../support/mock_openai.ts";
+import { cmdline, descendants } from "../support/process_tree.ts";
+import { markedRead, mirrorEntries, Poster, repliesTo } from "../support/relay_messages.ts";
+import { waitFor } from "../support/wait.ts";
 
 const unavailable = codexUnavailableReason();
 if (unavailable) {
@@ -41,6 +38,11 @@ interface World {
   runner: CodexRunner;
   send(body: string, from?: string): Promise<Message>;
   messages(): Message[];
+  /** {@linkcode waitFor} that gives up at once when the runner exits. */
+  waitFor<T>(
+    what: string,
+    probe: () => T | undefined | false | Promise<T | undefined | false>,
+  ): Promise<T>;
 }
 
 /** Runs `body` with a relay, a Codex sandbox and a runner on them; stops and removes them all. */
@@ -62,31 +64,24 @@ async function withRunner(
     await relay.close();
     throw error;
   }
+  const poster = new Poster(relay);
   const w: World = {
     relay,
     sandbox,
     runner,
-    send: async (text, from = "user") => {
-      const res = await fetch(`${relay.url}/api/messages`, {
-        method: "POST",
-        headers: { authorization: `Bearer ${relay.token}`, "content-type": "application/json" },
-        body: JSON.stringify({ from, to: AGENT, kind: "chat", body: text }),
-      });
-      const json = await res.json() as { message: Message };
-      assert.equal(res.status, 201, JSON.stringify(json));
-      return json.message;
-    },
+    send: (text, from = "user") => poster.post(AGENT, text, { from }),
     messages: () => relay.admin.state().messages,
+    waitFor: (what, probe) => waitFor(what, probe, { signal: runner.exited, timeoutMs: 15_000 }),
   };
   let failed = false;
   try {
-    await waitFor(w, "the runner on the bus", () => idleOnBus(w));
+    await w.waitFor("the runner on the bus", () => idleOnBus(w));
     await body(w);
   } catch (error) {
     failed = true;
     throw error;
   } finally {
-    const { code, leftovers } = await runner.stop();
+    const { code, leftovers } = await runner.stopAll();
     if (failed) {
       // deno-lint-ignore no-console
       console.error(
@@ -104,28 +99,6 @@ async function withRunner(
   }
 }
 
-async function waitFor<T>(
-  w: World,
-  what: string,
-  probe: () => T | undefined | false | Promise<T | undefined | false>,
-  timeoutMs = 15_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined && value !== false) return value;
-    if (Date.now() > deadline) {
-      throw new Error(`Timed out after ${timeoutMs} ms waiting for ${what}`);
-    }
-    let exited = false;
-    await Promise.race([
-      new Promise((r) => setTimeout(r, 25)),
-      w.runner.child.status.then(() => (exited = true)),
-    ]);
-    if (exited) throw new Error(`The runner exited while waiting for ${what}`);
-  }
-}
-
 /** The runner is connected and its provider idle (Codex started, thread open). */
 function idleOnBus(w: World): boolean {
   const connected = w.relay.admin.connections().some((c) => c.agentId === AGENT);
@@ -133,31 +106,8 @@ function idleOnBus(w: World): boolean {
   return connected && last?.status === "idle";
 }
 
-function repliesTo(w: World, id: number): Message[] {
-  return w.messages().filter((m) => m.from === AGENT && m.kind === "chat" && m.replyTo === id);
-}
-
-interface Mirrored {
-  type: string;
-  kind?: string;
-  from: string;
-  body: string;
-  messageId?: number;
-}
-
-function sessionMirror(w: World): Mirrored[] {
-  return w.messages().filter((m) => m.to === AGENT && m.kind === "session").map((m) => {
-    const session = (m.payload as {
-      session?: { type?: string; kind?: string; messageId?: number };
-    } | undefined)?.session;
-    return {
-      type: session?.type ?? "",
-      ...(session?.kind ? { kind: session.kind } : {}),
-      from: m.from,
-      body: m.body,
-      ...(session?.messageId !== undefined ? { messageId: session.messageId } : {}),
-    };
-  });
+function sessionMirror(w: World) {
+  return mirrorEntries(w.relay, (m) => m.to === AGENT);
 }
 
 function restartDecisions(w: World): Message[] {
@@ -165,10 +115,6 @@ function restartDecisions(w: World): Message[] {
     m.kind === "session" && m.body === "provider.restart_decision" &&
     JSON.stringify(m.payload).includes('"decision":"restart"')
   );
-}
-
-function markedRead(w: World, id: number): boolean {
-  return w.relay.admin.state().reads.some((r) => r.messageId === id);
 }
 
 Deno.test({
@@ -181,21 +127,20 @@ Deno.test({
         { type: "text", text: "The tool said hello." },
       );
       const sent = await w.send("RUN-ECHO please");
-      const [reply] = await waitFor(w, "the reply", () => {
-        const r = repliesTo(w, sent.id);
+      const [reply] = await w.waitFor("the reply", () => {
+        const r = repliesTo(w.relay, sent.id);
         return r.length > 0 && r;
       });
       assert.equal(reply?.body, "The tool said hello.");
       assert.equal(reply?.to, "user");
-      await waitFor(w, "mark-read", () => markedRead(w, sent.id));
+      await w.waitFor("mark-read", () => markedRead(w.relay, sent.id));
 
       // Codex got the message marked with its id and sender, after the first-prompt notes.
       const first = userTexts((await w.sandbox.mock.responsesRequest(0)).body).at(-1) ?? "";
       assert.ok(first.endsWith(`[relay message #${sent.id} from user]\nRUN-ECHO please`), first);
       assert.ok(first.includes(AGENT), "the first-prompt notes name the agent");
 
-      await waitFor(
-        w,
+      await w.waitFor(
         "the tool result in the mirror",
         () => sessionMirror(w).some((m) => m.kind === "tool_result"),
       );
@@ -219,7 +164,7 @@ Deno.test({
         w.messages().filter((m) => m.from === AGENT && m.body === "The tool said hello.").length,
         1,
       );
-      assert.equal(repliesTo(w, sent.id).length, 1);
+      assert.equal(repliesTo(w.relay, sent.id).length, 1);
     });
   },
 });
@@ -232,11 +177,10 @@ Deno.test({
       w.sandbox.mock.enqueue({ type: "hang" }, { type: "text", text: "after the interrupt" });
       const first = await w.send("take your time");
       await w.sandbox.mock.responsesRequest(0, { signal: AbortSignal.timeout(15_000) });
-      await waitFor(w, "busy", () => w.relay.admin.state().statuses.at(-1)?.status === "busy");
+      await w.waitFor("busy", () => w.relay.admin.state().statuses.at(-1)?.status === "busy");
       const result = await w.relay.admin.sendCommand(AGENT, { type: "interrupt" });
       assert.deepEqual(result, { ok: true, result: { interrupted: true } });
-      await waitFor(
-        w,
+      await w.waitFor(
         "the failed turn in the mirror",
         () => sessionMirror(w).some((m) => m.type === "error"),
       );
@@ -249,14 +193,14 @@ Deno.test({
       assert.doesNotMatch(await w.runner.log(), /killing codex/);
 
       const second = await w.send("again");
-      const [reply] = await waitFor(w, "the second reply", () => {
-        const r = repliesTo(w, second.id);
+      const [reply] = await w.waitFor("the second reply", () => {
+        const r = repliesTo(w.relay, second.id);
         return r.length > 0 && r;
       });
       assert.equal(reply?.body, "after the interrupt");
       // The interrupted message was taken in (read) and is not delivered or answered again.
-      assert.ok(markedRead(w, first.id));
-      assert.deepEqual(repliesTo(w, first.id), []);
+      assert.ok(markedRead(w.relay, first.id));
+      assert.deepEqual(repliesTo(w.relay, first.id), []);
       const last = userTexts((await w.sandbox.mock.responsesRequest(1)).body);
       assert.equal(last.at(-1), `[relay message #${second.id} from user]\nagain`);
       assert.equal(last.filter((t) => t.includes(`#${first.id} from user`)).length, 1);
@@ -275,33 +219,27 @@ Deno.test({
         { type: "text", text: "recovered" },
       );
       const first = await w.send("fail please");
-      await waitFor(
-        w,
+      await w.waitFor(
         "the failed turn in the mirror",
         () => sessionMirror(w).some((m) => m.type === "error"),
       );
       const errors = sessionMirror(w).filter((m) => m.type === "error");
       assert.equal(errors.length, 1, JSON.stringify(errors));
       assert.match(errors[0]!.body, /^The turn failed: \S/);
-      await waitFor(
-        w,
+      await w.waitFor(
         "the error status",
         () => w.relay.admin.state().statuses.some((s) => s.status === "error"),
       );
 
       const second = await w.send("try again");
-      const [reply] = await waitFor(w, "the second reply", () => {
-        const r = repliesTo(w, second.id);
+      const [reply] = await w.waitFor("the second reply", () => {
+        const r = repliesTo(w.relay, second.id);
         return r.length > 0 && r;
       });
       assert.equal(reply?.body, "recovered");
-      assert.ok(markedRead(w, first.id));
-      assert.deepEqual(repliesTo(w, first.id), []);
-      await waitFor(
-        w,
-        "idle again",
-        () => w.relay.admin.state().statuses.at(-1)?.status === "idle",
-      );
+      assert.ok(markedRead(w.relay, first.id));
+      assert.deepEqual(repliesTo(w.relay, first.id), []);
+      await w.waitFor("idle again", () => w.relay.admin.state().statuses.at(-1)?.status === "idle");
     });
   },
 });
@@ -330,16 +268,15 @@ Deno.test({
           { type: "text", text: "finished" },
         );
         const sent = await w.send("make a file");
-        const [reply] = await waitFor(w, "the reply", () => {
-          const r = repliesTo(w, sent.id);
+        const [reply] = await w.waitFor("the reply", () => {
+          const r = repliesTo(w.relay, sent.id);
           return r.length > 0 && r;
         });
         assert.equal(reply?.body, "finished");
         const exists = await Deno.stat(join(w.sandbox.cwd, file)).then(() => true, () => false);
         assert.equal(exists, false, "the declined command did not run");
 
-        await waitFor(
-          w,
+        await w.waitFor(
           "the tool result in the mirror",
           () => sessionMirror(w).some((m) => m.kind === "tool_result"),
         );
@@ -374,7 +311,7 @@ Deno.test({
         text: "PELICAN",
       });
       const first = await w.send("remember the word PELICAN");
-      await waitFor(w, "the first reply", () => repliesTo(w, first.id).length > 0);
+      await w.waitFor("the first reply", () => repliesTo(w.relay, first.id).length > 0);
       const sessionFile = join(w.runner.stateDir, "provider-session.json");
       const saved = JSON.parse(await Deno.readTextFile(sessionFile)) as {
         provider: string;
@@ -383,15 +320,10 @@ Deno.test({
       assert.equal(saved.provider, "codex");
       assert.ok(saved.id.length > 10, saved.id);
 
-      const victim = await waitFor(
-        w,
-        "the codex process",
-        () => nativeCodexPid(w.runner.child.pid),
-      );
+      const victim = await w.waitFor("the codex process", () => nativeCodexPid(w.runner.child.pid));
       const before = descendants(w.runner.child.pid);
       Deno.kill(victim, "SIGKILL");
-      await waitFor(
-        w,
+      await w.waitFor(
         "the restart decision",
         () =>
           w.messages().some((m) =>
@@ -399,22 +331,22 @@ Deno.test({
             JSON.stringify(m.payload).includes('"decision":"restart"')
           ),
       );
-      const fresh = await waitFor(w, "a new codex process", () => {
+      const fresh = await w.waitFor("a new codex process", () => {
         const pid = nativeCodexPid(w.runner.child.pid);
         return pid !== undefined && pid !== victim && pid;
       });
       assert.ok(!before.includes(fresh));
-      await waitFor(w, "idle after the restart", () => idleOnBus(w));
+      await w.waitFor("idle after the restart", () => idleOnBus(w));
       // The old process tree is gone (the namespace's forwarder exits with its Codex).
-      await waitFor(w, "the old processes to exit", () =>
+      await w.waitFor("the old processes to exit", () =>
         before.every((pid) => {
           const argv = cmdline(pid);
           return argv === undefined || descendants(w.runner.child.pid).includes(pid);
         }));
 
       const second = await w.send("which word?");
-      const [reply] = await waitFor(w, "the second reply", () => {
-        const r = repliesTo(w, second.id);
+      const [reply] = await w.waitFor("the second reply", () => {
+        const r = repliesTo(w.relay, second.id);
         return r.length > 0 && r;
       });
       assert.equal(reply?.body, "PELICAN");
@@ -435,7 +367,7 @@ Deno.test({
         texts.at(-1),
       );
       // The first message was answered once and not delivered again.
-      assert.equal(repliesTo(w, first.id).length, 1);
+      assert.equal(repliesTo(w.relay, first.id).length, 1);
       assert.equal(
         w.sandbox.mock.requests.filter((r) => r.path === "/v1/responses").length,
         2,
@@ -452,14 +384,10 @@ Deno.test({
       w.sandbox.mock.enqueue({ type: "hang" }, { type: "text", text: "answered after the crash" });
       const sent = await w.send("take your time");
       await w.sandbox.mock.responsesRequest(0, { signal: AbortSignal.timeout(15_000) });
-      const victim = await waitFor(
-        w,
-        "the codex process",
-        () => nativeCodexPid(w.runner.child.pid),
-      );
+      const victim = await w.waitFor("the codex process", () => nativeCodexPid(w.runner.child.pid));
       Deno.kill(victim, "SIGKILL");
-      const [reply] = await waitFor(w, "the reply after the restart", () => {
-        const r = repliesTo(w, sent.id);
+      const [reply] = await w.waitFor("the reply after the restart", () => {
+        const r = repliesTo(w.relay, sent.id);
         return r.length > 0 && r;
       });
       assert.equal(reply?.body, "answered after the crash");
@@ -470,8 +398,8 @@ Deno.test({
         texts.at(-1)?.endsWith(`[relay message #${sent.id} from user]\ntake your time`),
         JSON.stringify(texts),
       );
-      await waitFor(w, "idle", () => w.relay.admin.state().statuses.at(-1)?.status === "idle");
-      assert.equal(repliesTo(w, sent.id).length, 1);
+      await w.waitFor("idle", () => w.relay.admin.state().statuses.at(-1)?.status === "idle");
+      assert.equal(repliesTo(w.relay, sent.id).length, 1);
       assert.equal(
         w.sandbox.mock.requests.filter((r) => r.path === "/v1/responses").length,
         2,

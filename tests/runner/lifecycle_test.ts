@@ -7,60 +7,39 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { type DevRelay, startDevRelay } from "../../src/dev_relay/mod.ts";
 import type { Message } from "../../src/types.ts";
-import { spawnSandboxed } from "../support/run_main.ts";
+import { bashAgent, ECHO } from "../support/agents.ts";
+import { withHome } from "../support/home.ts";
+import {
+  markedRead,
+  Poster,
+  type PostOptions,
+  replies,
+  repliesTo,
+} from "../support/relay_messages.ts";
+import { type RunningRunner, startRunner } from "../support/runner_process.ts";
 import { waitFor } from "../support/wait.ts";
 
-const ECHO = new URL("../../examples/echo-agent", import.meta.url).pathname;
-
-/** A bash agent: `id` is the message id, `body` its text; `$reply TEXT` answers it. */
-function bashAgent(handler: string): string[] {
-  const script = `
-reply() { printf '{"type":"response","text":"%s","replyTo":%s}\\n' "$1" "$id"; }
-while IFS= read -r line; do
-  id=\${line#*\\"id\\":}; id=\${id%%,*}
-  body=\${line#*\\"body\\":\\"}; body=\${body%%\\"*}
-  ${handler}
-done`;
-  return ["bash", "-c", script];
-}
-
+/** A relay, a home and the runner generations started on them, for one agent. */
 class World {
-  runner: Deno.ChildProcess | undefined;
-  output: Promise<number> | undefined;
-  constructor(readonly relay: DevRelay, readonly home: string, readonly agentId: string) {}
+  runner: RunningRunner | undefined;
+  readonly #poster: Poster;
+  constructor(readonly relay: DevRelay, readonly home: string, readonly agentId: string) {
+    this.#poster = new Poster(relay);
+  }
 
-  start(program: string[]): void {
-    const args = [
-      "run",
-      "--agent-id",
-      this.agentId,
-      "--relay-url",
-      this.relay.url,
-      "--provider",
-      "command",
-      "--log-level",
-      "debug",
-      "--",
-      ...program,
-    ];
-    this.runner = spawnSandboxed(args, {
-      env: { AGENT_RELAY_HOME: this.home, AGENT_RELAY_TOKEN: this.relay.token },
+  /** Starts a runner with `program` as its `command` provider, and waits for its info file. */
+  async start(program: string[]): Promise<RunningRunner> {
+    this.runner = startRunner(this.relay, {
+      agentId: this.agentId,
+      home: this.home,
+      providerArgs: program,
     });
-    this.output = this.runner.output().then((o) => o.code);
+    await this.runner.info();
+    return this.runner;
   }
 
   get stateDir(): string {
     return join(this.home, "state", this.agentId);
-  }
-
-  async info(): Promise<{ controlPort: number }> {
-    return await waitFor("the runner-info file", async () => {
-      try {
-        return JSON.parse(await Deno.readTextFile(join(this.stateDir, "runner-info.json")));
-      } catch {
-        return undefined;
-      }
-    });
   }
 
   async onBus(): Promise<void> {
@@ -70,24 +49,12 @@ class World {
     );
   }
 
-  async send(body: string): Promise<Message> {
-    const res = await fetch(`${this.relay.url}/api/messages`, {
-      method: "POST",
-      headers: { authorization: `Bearer ${this.relay.token}`, "content-type": "application/json" },
-      body: JSON.stringify({ from: "user", to: this.agentId, kind: "chat", body }),
-    });
-    assert.equal(res.status, 201);
-    return ((await res.json()) as { message: Message }).message;
-  }
-
-  replies(): Message[] {
-    return this.relay.admin.state().messages.filter((m) =>
-      m.kind === "chat" && m.from === this.agentId && m.replyTo !== undefined
-    );
+  send(body: string, options: PostOptions = {}): Promise<Message> {
+    return this.#poster.post(this.agentId, body, options);
   }
 
   repliesTo(id: number): Message[] {
-    return this.replies().filter((m) => m.replyTo === id);
+    return repliesTo(this.relay, id).filter((m) => m.from === this.agentId);
   }
 
   busy(): boolean {
@@ -96,30 +63,30 @@ class World {
     );
   }
 
-  log(): Promise<string> {
-    return Deno.readTextFile(join(this.home, "logs", `session-mirror-${this.agentId}.log`));
+  /** Waits until message `id` is marked read and the runner has nothing left to send. */
+  async settled(id: number): Promise<void> {
+    await waitFor("mark-read", () => markedRead(this.relay, id));
+    await this.runner!.settled();
   }
 
   async stop(): Promise<number> {
-    try {
-      this.runner?.kill("SIGTERM");
-    } catch {
-      // Already gone.
-    }
-    return (await this.output) ?? -1;
+    return (await this.runner?.stop()) ?? -1;
   }
 }
 
 async function world(agentId: string, fn: (w: World) => Promise<void>): Promise<void> {
   const relay = await startDevRelay({ port: 0, token: `relay-token-${crypto.randomUUID()}` });
-  const home = await Deno.makeTempDir({ prefix: "arr-life-" });
-  const w = new World(relay, home, agentId);
   try {
-    await fn(w);
+    await withHome("arr-life-", async (home) => {
+      const w = new World(relay, home, agentId);
+      try {
+        await fn(w);
+      } finally {
+        await w.stop();
+      }
+    });
   } finally {
-    await w.stop();
     await relay.close();
-    await Deno.remove(home, { recursive: true });
   }
 }
 
@@ -127,24 +94,22 @@ Deno.test("lifecycle: a provider that dies mid-turn is restarted and the message
   await world("flaky", async (w) => {
     // The first time it sees CRASH it dies before answering; the restarted one answers.
     const marker = join(w.home, "crashed");
-    w.start(bashAgent(
+    await w.start(bashAgent(
       `if [[ $body == CRASH* && ! -e ${marker} ]]; then touch ${marker}; exit 1; fi; reply "ok $body"`,
     ));
-    await w.info();
     await w.onBus();
     const m = await w.send("CRASH now");
     await waitFor("the reply after the restart", () => w.repliesTo(m.id).length > 0);
-    await new Promise((r) => setTimeout(r, 300));
+    await w.settled(m.id);
     assert.deepEqual(w.repliesTo(m.id).map((r) => r.body), ["ok CRASH now"]);
-    assert.match(await w.log(), /restarting in 500 ms/);
+    assert.match(await w.runner!.log(), /restarting in 500 ms/);
     assert.equal(await w.stop(), 0);
   });
 });
 
 Deno.test("lifecycle: a bus restart mid-turn re-delivers the turn's message to the new provider", async () => {
   await world("restartee", async (w) => {
-    w.start(bashAgent(`sleep 1; reply "done $body"`));
-    await w.info();
+    const runner = await w.start(bashAgent(`sleep 1; reply "done $body"`));
     await w.onBus();
     const m = await w.send("work");
     await waitFor("busy", () => w.busy());
@@ -152,25 +117,29 @@ Deno.test("lifecycle: a bus restart mid-turn re-delivers the turn's message to t
       timeoutMs: 15_000,
     });
     assert.equal(result.ok, true, JSON.stringify(result));
+    // The old provider is gone once the new one started; then the new one's turn ends.
+    await waitFor(
+      "the second provider",
+      async () => (await runner.log()).match(/\] command started \(pid/g)?.length === 2,
+    );
     await waitFor("the reply", () => w.repliesTo(m.id).length > 0);
-    await new Promise((r) => setTimeout(r, 1_300)); // The old provider's answer would be late.
+    await w.settled(m.id);
     assert.deepEqual(w.repliesTo(m.id).map((r) => r.body), ["done work"]);
   });
 });
 
 Deno.test("lifecycle: a graceful stop mid-turn leaves the message for the next start", async () => {
   await world("stopper", async (w) => {
-    w.start(bashAgent(`sleep 3; reply "late $body"`));
-    await w.info();
+    await w.start(bashAgent(`sleep 3; reply "late $body"`));
     await w.onBus();
     const m = await w.send("long job");
     await waitFor("busy", () => w.busy());
     assert.equal(await w.stop(), 0);
     assert.equal(w.relay.admin.state().reads.some((r) => r.messageId === m.id), false);
-    w.start([ECHO]);
+    await w.start([ECHO]);
     await waitFor("the reply from the next start", () => w.repliesTo(m.id).length > 0);
     assert.deepEqual(w.repliesTo(m.id).map((r) => r.body), ["echo: long job"]);
-    await waitFor("mark-read", () => w.relay.admin.state().reads.some((r) => r.messageId === m.id));
+    await waitFor("mark-read", () => markedRead(w.relay, m.id));
   });
 });
 
@@ -178,19 +147,19 @@ Deno.test("lifecycle: a backlog larger than one inbox page is answered in full",
   await world("backlog", async (w) => {
     const sent: Message[] = [];
     for (let i = 0; i < 130; i++) sent.push(await w.send(`b${i}`));
-    w.start([ECHO]);
-    await waitFor("130 replies", () => w.replies().length >= 130, 60_000);
-    const answered = w.replies().map((r) => r.replyTo!).sort((a, b) => a - b);
+    await w.start([ECHO]);
+    await waitFor("130 replies", () => replies(w.relay).length >= 130, { timeoutMs: 60_000 });
+    const answered = replies(w.relay).map((r) => r.replyTo!).sort((a, b) => a - b);
     assert.deepEqual(answered, sent.map((m) => m.id));
   });
 });
 
 Deno.test("lifecycle: providers cannot set offline, and do not see the relay token", async () => {
   await world("guarded", async (w) => {
-    w.start(
+    const runner = await w.start(
       bashAgent(`reply "token=\${AGENT_RELAY_TOKEN:-} port=\${AGENT_RELAY_RUNNER_PORT:+set}"`),
     );
-    const info = await w.info();
+    const info = await runner.info();
     await w.onBus();
     const secret = (await Deno.readTextFile(join(w.stateDir, "control-secret"))).trim();
     assert.equal((await Deno.stat(join(w.stateDir, "control-secret"))).mode! & 0o777, 0o600);
@@ -219,26 +188,13 @@ Deno.test("lifecycle: providers cannot set offline, and do not see the relay tok
 Deno.test("lifecycle: task claims follow the turn, and a hook's FATAL report reaches the relay", async () => {
   await world("tasker", async (w) => {
     // Reports a hook failure the way the hook plugin's ERR trap does, then answers.
-    w.start(bashAgent(
+    const runner = await w.start(bashAgent(
       `curl -fsS --max-time 2 -H "Authorization: Bearer $AGENT_RELAY_RUNNER_SECRET" ` +
         `-H 'content-type: application/json' -d '{"hook":"stop","error":"exit 7: false"}' ` +
         `"http://127.0.0.1:$AGENT_RELAY_RUNNER_PORT/hook-fatal" >/dev/null; reply "did $body"`,
     ));
-    await w.info();
     await w.onBus();
-    const res = await fetch(`${w.relay.url}/api/messages`, {
-      method: "POST",
-      headers: { authorization: `Bearer ${w.relay.token}`, "content-type": "application/json" },
-      body: JSON.stringify({
-        from: "user",
-        to: w.agentId,
-        kind: "chat",
-        body: "job",
-        taskId: "t-42",
-      }),
-    });
-    assert.equal(res.status, 201);
-    const m = ((await res.json()) as { message: Message }).message;
+    const m = await w.send("job", { taskId: "t-42" });
     assert.equal(m.taskId, "t-42");
     await waitFor("the reply", () => w.repliesTo(m.id).length > 0);
     const statuses = await waitFor("the task done", () => {
@@ -252,23 +208,21 @@ Deno.test("lifecycle: task claims follow the turn, and a hook's FATAL report rea
     );
     assert.deepEqual(fatal.value, { hook: "stop", error: "exit 7: false" });
     assert.equal(fatal.agentId, w.agentId);
-    assert.match(await w.log(), /FATAL \[hook:stop\] exit 7: false|FATAL .*stop.*exit 7: false/);
+    assert.match(
+      await runner.log(),
+      /FATAL \[hook:stop\] exit 7: false|FATAL .*stop.*exit 7: false/,
+    );
   });
 });
 
 Deno.test("lifecycle: a page of messages the runner never delivers does not hide a chat", async () => {
   await world("noisy", async (w) => {
-    for (let i = 0; i < 100; i++) {
-      const res = await fetch(`${w.relay.url}/api/messages`, {
-        method: "POST",
-        headers: { authorization: `Bearer ${w.relay.token}`, "content-type": "application/json" },
-        body: JSON.stringify({ from: "bot", to: w.agentId, kind: "note", body: `n${i}` }),
-      });
-      await res.body?.cancel();
-    }
+    for (let i = 0; i < 100; i++) await w.send(`n${i}`, { from: "bot", kind: "note" });
     const chat = await w.send("the real one");
-    w.start([ECHO]);
-    await waitFor("the chat answered", () => w.repliesTo(chat.id).length > 0, 30_000);
+    await w.start([ECHO]);
+    await waitFor("the chat answered", () => w.repliesTo(chat.id).length > 0, {
+      timeoutMs: 30_000,
+    });
     assert.deepEqual(w.repliesTo(chat.id).map((r) => r.body), ["echo: the real one"]);
   });
 });

@@ -2,10 +2,10 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { removeRunnerInfo, writeRunnerInfo } from "../../src/runner/runner_info.ts";
 import { clearSession, loadSession, saveSession } from "../../src/runner/session_store.ts";
+import { withHome } from "../support/home.ts";
 
 Deno.test("runner info: written atomically with mode 0600, removed only by its owner", async () => {
-  const dir = await Deno.makeTempDir();
-  try {
+  await withHome("arr-info-", async (dir) => {
     const path = join(dir, "runner-info.json");
     const info = {
       pid: Deno.pid,
@@ -28,26 +28,20 @@ Deno.test("runner info: written atomically with mode 0600, removed only by its o
     await writeRunnerInfo(path, info);
     await removeRunnerInfo(path);
     await assert.rejects(Deno.stat(path), Deno.errors.NotFound);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
 
 Deno.test("runner info: a failed write names the file and leaves no temp file", async () => {
-  const dir = await Deno.makeTempDir();
-  try {
+  await withHome("arr-info-", async (dir) => {
     await assert.rejects(
       writeRunnerInfo(join(dir, "missing", "info.json"), {} as never),
       /Writing the runner-info file .*missing\/info\.json failed/,
     );
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
 
 Deno.test("session store: saves, loads per provider, and clears", async () => {
-  const dir = await Deno.makeTempDir();
-  try {
+  await withHome("arr-info-", async (dir) => {
     assert.equal(loadSession(dir, "claude"), undefined);
     saveSession(dir, "claude", "sess-1");
     assert.equal(loadSession(dir, "claude"), "sess-1");
@@ -57,7 +51,5 @@ Deno.test("session store: saves, loads per provider, and clears", async () => {
     assert.equal(loadSession(dir, "claude"), undefined);
     await Deno.writeTextFile(join(dir, "provider-session.json"), "{garbage");
     assert.equal(loadSession(dir, "claude"), undefined);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });

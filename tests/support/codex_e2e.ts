@@ -1,14 +1,14 @@
 /**
- * Helpers for the runner's end-to-end tests with the real Codex CLI: a runner child process under
- * the sandbox, launched with `--provider codex` on a {@linkcode CodexSandbox}, and a view of the
- * processes it started.
+ * The runner driving the real Codex CLI, for its end-to-end tests: a runner child process
+ * ({@linkcode startRunner}) launched with `--provider codex` on a {@linkcode CodexSandbox}, and
+ * a view of the processes it started.
  *
- * The runner's sandbox grants env access only to the variables of src/env.ts, but Codex inherits
- * the runner's whole environment (spawning with `env` adds to it and needs no env permission).
- * So the sandbox's variables (CODEX_HOME, HOME, TMPDIR, the namespace wrapper's CODEX_NETNS_*)
- * are put into the runner's own environment, and `AGENT_RELAY_CODEX_BIN` names the wrapper: the
- * only executable the sandbox lets the runner start. Since HOME is the sandbox's, `DENO_DIR` names
- * this Deno's cache, where the runner's npm dependencies are.
+ * The runner's sandbox grants env access only to the variables of src/config/env.ts, but Codex
+ * inherits the runner's whole environment (spawning with `env` adds to it and needs no env
+ * permission). So the sandbox's variables (CODEX_HOME, HOME, TMPDIR, the namespace wrapper's
+ * CODEX_NETNS_*) are put into the runner's own environment, and `AGENT_RELAY_CODEX_BIN` names
+ * the wrapper: the only executable the sandbox lets the runner start. Since HOME is the
+ * sandbox's, `DENO_DIR` names this Deno's cache, where the runner's npm dependencies are.
  *
  * @module
  */
@@ -16,7 +16,8 @@ import { join } from "node:path";
 import type { DevRelay } from "../../src/dev_relay/mod.ts";
 import type { PermissionPolicy } from "../../src/types.ts";
 import type { CodexSandbox } from "./codex_sandbox.ts";
-import { spawnSandboxed } from "./run_main.ts";
+import { cmdline, descendants, reap } from "./process_tree.ts";
+import { type RunningRunner, startRunner } from "./runner_process.ts";
 
 /** This Deno's cache dir (`deno info --json`), so a child with another HOME finds its modules. */
 export function denoDir(): string {
@@ -32,29 +33,13 @@ export function denoDir(): string {
 }
 let cachedDenoDir: string | undefined;
 
-/** A finished runner's exit code and output. */
-export interface RunnerOutput {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
 /** A runner child process driving Codex. */
-export interface CodexRunner {
-  readonly child: Deno.ChildProcess;
-  readonly agentId: string;
-  /** AGENT_RELAY_HOME of the runner. */
-  readonly home: string;
-  /** `<home>/state/<agent>`. */
-  readonly stateDir: string;
-  readonly output: Promise<RunnerOutput>;
-  /** The runner's log file (empty until it exists). */
-  log(): Promise<string>;
+export interface CodexRunner extends RunningRunner {
   /**
    * Stops the runner with SIGTERM and resolves with its exit code; then waits (bounded) for every
    * process it started to be gone, killing any that stay (by pid) and reporting them.
    */
-  stop(): Promise<{ code: number; leftovers: number[] }>;
+  stopAll(): Promise<{ code: number; leftovers: number[] }>;
 }
 
 /** Options of {@linkcode startCodexRunner}. */
@@ -73,98 +58,30 @@ export function startCodexRunner(
   sandbox: CodexSandbox,
   options: CodexRunnerOptions,
 ): CodexRunner {
-  const home = join(sandbox.dir, "relay-home");
-  const args = [
-    "run",
-    "--provider",
-    "codex",
-    "--agent-id",
-    options.agentId,
-    "--relay-url",
-    relay.url,
-    "--permission-policy",
-    options.permissionPolicy,
-    "--cwd",
-    sandbox.cwd,
-    "--log-level",
-    "debug",
-    ...(options.providerArgs?.length ? ["--", ...options.providerArgs] : []),
-  ];
-  const child = spawnSandboxed(args, {
+  const runner = startRunner(relay, {
+    agentId: options.agentId,
+    home: join(sandbox.dir, "relay-home"),
+    provider: "codex",
+    cwd: sandbox.cwd,
+    extraArgs: ["--permission-policy", options.permissionPolicy],
+    ...(options.providerArgs ? { providerArgs: options.providerArgs } : {}),
     env: {
       ...sandbox.env,
-      AGENT_RELAY_HOME: home,
-      AGENT_RELAY_TOKEN: relay.token,
       AGENT_RELAY_CODEX_BIN: sandbox.bin,
       DENO_DIR: options.denoDir ?? denoDir(),
     },
   });
-  const decoder = new TextDecoder();
-  const output = child.output().then((o) => ({
-    code: o.code,
-    stdout: decoder.decode(o.stdout),
-    stderr: decoder.decode(o.stderr),
-  }));
-  const logFile = join(home, "logs", `session-mirror-${options.agentId}.log`);
   let stopped: Promise<{ code: number; leftovers: number[] }> | undefined;
   return {
-    child,
-    agentId: options.agentId,
-    home,
-    stateDir: join(home, "state", options.agentId),
-    output,
-    log: () => Deno.readTextFile(logFile).catch(() => ""),
-    stop: () =>
+    ...runner,
+    stopAll: () =>
       stopped ??= (async () => {
-        const started = descendants(child.pid);
-        try {
-          child.kill("SIGTERM");
-        } catch {
-          // Already gone.
-        }
-        const { code } = await output;
+        const started = descendants(runner.child.pid);
+        const code = await runner.stop();
         const leftovers = await reap(started, 5_000);
         return { code, leftovers };
       })(),
   };
-}
-
-/** Every live descendant of `pid` (children of all its threads, recursively). */
-export function descendants(pid: number): number[] {
-  const found: number[] = [];
-  const visit = (parent: number) => {
-    let tasks: Deno.DirEntry[];
-    try {
-      tasks = [...Deno.readDirSync(`/proc/${parent}/task`)];
-    } catch {
-      return; // Gone meanwhile.
-    }
-    for (const task of tasks) {
-      let list = "";
-      try {
-        list = Deno.readTextFileSync(`/proc/${parent}/task/${task.name}/children`);
-      } catch {
-        continue; // The thread ended meanwhile.
-      }
-      for (const child of list.trim().split(/\s+/).filter(Boolean).map(Number)) {
-        if (found.includes(child)) continue;
-        found.push(child);
-        visit(child);
-      }
-    }
-  };
-  visit(pid);
-  return found;
-}
-
-/** A process's argv, or `undefined` once it is gone (or a zombie). */
-export function cmdline(pid: number): string[] | undefined {
-  try {
-    const argv = Deno.readTextFileSync(`/proc/${pid}/cmdline`).split("\0").filter(Boolean);
-    return argv.length > 0 ? argv : undefined;
-  } catch {
-    return undefined;
-  }
 }
 
 /**
@@ -179,32 +96,4 @@ export function nativeCodexPid(runnerPid: number): number | undefined {
     if (exe.endsWith("/bin/codex") && exe.includes("/vendor/")) return pid;
   }
   return undefined;
-}
-
-function alive(pid: number): boolean {
-  try {
-    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
-    const state = stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3);
-    return state !== "Z" && state !== "X";
-  } catch {
-    return false;
-  }
-}
-
-/** Waits up to `ms` for `pids` to exit; SIGKILLs the ones left and returns them. */
-async function reap(pids: number[], ms: number): Promise<number[]> {
-  const deadline = Date.now() + ms;
-  let left = pids.filter(alive);
-  while (left.length > 0 && Date.now() < deadline) {
-    await new Promise((r) => setTimeout(r, 50));
-    left = left.filter(alive);
-  }
-  for (const pid of left) {
-    try {
-      Deno.kill(pid, "SIGKILL");
-    } catch {
-      // Gone meanwhile.
-    }
-  }
-  return left;
 }

@@ -16,22 +16,15 @@
  * @module
  */
 import { join } from "node:path";
-import { DatabaseSync } from "node:sqlite";
 import { type DevRelay, startDevRelay } from "../../../src/dev_relay/mod.ts";
 import type { Message } from "../../../src/types.ts";
 import { APP_DIR } from "../../../scripts/sandbox.ts";
-import {
-  lines,
-  Poster,
-  readControl,
-  replies,
-  sleep,
-  startRunner,
-  stats,
-  storedKeys,
-  streamAgent,
-  waitFor,
-} from "./runner_harness.ts";
+import { lines, readControl, streamAgent } from "../../support/agents.ts";
+import { markedRead, Poster, replies } from "../../support/relay_messages.ts";
+import { startRunner } from "../../support/runner_process.ts";
+import { renewedTokens, storedKeys } from "../../support/stores.ts";
+import { sleep, waitFor } from "../../support/wait.ts";
+import { type Stats, stats } from "./stats.ts";
 
 /** Durations of the scenario. */
 export interface FaultScenarioOptions {
@@ -56,9 +49,6 @@ export interface FaultScenarioOptions {
   /** Progress lines. */
   log?: (line: string) => void;
 }
-
-/** Percentiles in ms. */
-export type Stats = ReturnType<typeof stats>;
 
 /** What the scenario measured, and what went wrong. */
 export interface FaultReport {
@@ -124,11 +114,11 @@ export async function runFaultScenario(options: FaultScenarioOptions): Promise<F
   const relay = await startDevRelay({ port: 0, dbPath });
   const poster = new Poster(relay);
   const agentId = "faulty";
-  const runner = startRunner(relay.url, relay.token, {
+  const runner = startRunner(relay, {
     agentId,
     home,
     cwd: agentCwd,
-    program: streamAgent(),
+    providerArgs: streamAgent(),
   });
   const problems: string[] = [];
   const posted: Message[] = [];
@@ -250,13 +240,15 @@ export async function runFaultScenario(options: FaultScenarioOptions): Promise<F
       tracked.push({ record, batch, at: cleared });
       if (options.isolate) {
         phase = `${name}: recovering`;
-        await waitFor(`${name}'s replies`, () => answered(batch), options.drainTimeoutMs);
+        await waitFor(`${name}'s replies`, () => answered(batch), {
+          timeoutMs: options.drainTimeoutMs,
+        });
       }
     };
 
     await runPhase("no fault", async () => {
       const batch = await postSome(options.messagesPerPhase);
-      await waitFor("the first replies", () => answered(batch), 20_000);
+      await waitFor("the first replies", () => answered(batch));
       return batch;
     });
     await runPhase("HTTP 500 on every call", async () => {
@@ -310,26 +302,23 @@ export async function runFaultScenario(options: FaultScenarioOptions): Promise<F
     });
     phase = "drain";
     const faultsOver = performance.now();
-    await waitFor("every reply", () => answered(posted), options.drainTimeoutMs).catch(
-      (error) => problems.push(String(error)),
-    );
+    await waitFor("every reply", () => answered(posted), { timeoutMs: options.drainTimeoutMs })
+      .catch((error) => problems.push(String(error)));
     drainMs = Math.round(performance.now() - faultsOver);
-    await sleep(1_000); // Room for a late duplicate to show.
+    // Every message read and the runner idle with nothing queued: a late duplicate would be on
+    // the relay by now. (What never gets there, the checks below report.)
+    await waitFor("every mark-read", () => markedRead(relay, ...posted.map((m) => m.id)))
+      .catch(() => {});
+    await runner.settled().catch(() => {});
     probing = false;
     await Promise.all(probeLoops);
 
     // The control server's own view: nothing left, nothing poisoned.
-    const status = await (await fetch(`http://127.0.0.1:${port}/status`, {
-      headers: { authorization: `Bearer ${secret}` },
-    })).json() as { outbox: { pending: number; poisoned: number } };
-    await waitFor("an empty outbox", async () => {
-      const s = await (await fetch(`http://127.0.0.1:${port}/status`, {
-        headers: { authorization: `Bearer ${secret}` },
-      })).json() as { outbox: { pending: number; poisoned: number } };
-      return s.outbox.pending === 0 || undefined;
-    }, 20_000).catch(() =>
-      problems.push(`the outbox still holds ${status.outbox.pending} event(s)`)
-    );
+    const status = await runner.drained().catch(async () => {
+      const s = await runner.status();
+      problems.push(`the outbox still holds ${s.outbox.pending} event(s)`);
+      return s;
+    });
     if (status.outbox.poisoned !== 0) {
       problems.push(`${status.outbox.poisoned} event(s) poisoned by transient faults`);
     }
@@ -346,7 +335,7 @@ export async function runFaultScenario(options: FaultScenarioOptions): Promise<F
       problems.push(`the runner exited ${exitCode}: ${(await runner.output).stderr.slice(-500)}`);
     }
     busConnections = relay.admin.busConnectionsOpened();
-    tokenRenewals = storedTokens(dbPath);
+    tokenRenewals = renewedTokens(dbPath);
     await relay.close();
     if (problems.length > 0) log(await runner.log());
     await Deno.remove(home, { recursive: true }).catch(() => {});
@@ -368,15 +357,6 @@ export async function runFaultScenario(options: FaultScenarioOptions): Promise<F
     record.hook = stats(hooks.filter((p) => p.phase === record.name).map((p) => p.ms));
   }
   return report;
-}
-
-function storedTokens(dbPath: string): number {
-  const db = new DatabaseSync(dbPath, { readOnly: true });
-  try {
-    return (db.prepare("SELECT count(*) AS n FROM tokens WHERE root = 0").get() as { n: number }).n;
-  } finally {
-    db.close();
-  }
 }
 
 /**

@@ -1,5 +1,6 @@
 /**
- * `deno task fuzz`: the long runs of the hardening tests (issue 9, docs/reliability.md).
+ * `deno task fuzz` (`deno run -A tests/hardening/fuzz.ts`): the long runs of the hardening
+ * tests (issue 9, docs/reliability.md), next to the scenarios it runs.
  *
  * ```
  * deno task fuzz [control] [--seed N] [--count N] [--wire N]   control server fuzz (default)
@@ -9,14 +10,13 @@
  * ```
  *
  * - `control`: `--count` (default 200,000) seeded requests in process, then `--wire` (default
- *   5,000) over a real port, against the contract's oracle (tests/hardening/support/
- *   control_fuzz.ts). The test suite runs 10,000 + 2,000 with a fixed seed.
+ *   5,000) over a real port, against the contract's oracle (support/control_fuzz.ts). The test
+ *   suite runs 10,000 + 2,000 with a fixed seed.
  * - `crash`: `--runs` (default 100) runner generations killed with SIGKILL at a random moment,
- *   each restarted on the same state dir (tests/hardening/support/crash_scenario.ts). The suite
- *   runs 20.
+ *   each restarted on the same state dir (support/crash_scenario.ts). The suite runs 20.
  * - `faults`: the relay down 60 s, 10 s latency, 500s, garbage, bus drops, expired tokens, each
- *   phase followed by its recovery (tests/hardening/support/fault_scenario.ts); `--short` runs
- *   the suite's durations. Prints the stop-decision figures for docs/reliability.md.
+ *   phase followed by its recovery (support/fault_scenario.ts); `--short` runs the suite's
+ *   durations. Prints the stop-decision figures for docs/reliability.md.
  *
  * Exit code 0 when every promise held (each message answered once, in relay order, nothing
  * acknowledged lost), 1 otherwise, 2 for bad usage.
@@ -24,13 +24,9 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { portTarget, runControlFuzz } from "../tests/hardening/support/control_fuzz.ts";
-import { runCrashScenario } from "../tests/hardening/support/crash_scenario.ts";
-import {
-  LONG_FAULTS,
-  runFaultScenario,
-  SHORT_FAULTS,
-} from "../tests/hardening/support/fault_scenario.ts";
+import { portTarget, runControlFuzz } from "./support/control_fuzz.ts";
+import { runCrashScenario } from "./support/crash_scenario.ts";
+import { LONG_FAULTS, runFaultScenario, SHORT_FAULTS } from "./support/fault_scenario.ts";
 
 // deno-lint-ignore no-console
 const say = (line: string) => console.log(line);

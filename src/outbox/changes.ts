@@ -12,8 +12,10 @@ const log = getLogger("outbox");
 
 /** Counters for metrics. `delivered` and `dropped` are totals kept in the file. */
 export interface OutboxStats {
-  /** Events not yet delivered, in flight included. */
+  /** Events not yet delivered, in flight and held included. */
   pending: number;
+  /** Events held in memory, not yet stored: another connection holds the file's lock. */
+  held: number;
   poisoned: number;
   /** Events handed to the send and not yet settled. */
   inFlight: number;
@@ -22,7 +24,7 @@ export interface OutboxStats {
   dropped: number;
   /** Failures since the last delivery. */
   consecutiveFailures: number;
-  /** When the head is next tried, while backing off. */
+  /** When the head is next tried, while backing off (absent when it is due now). */
   nextAttemptAt?: number;
   lastError?: string;
   lastErrorAt?: number;
@@ -31,6 +33,7 @@ export interface OutboxStats {
 /** Why listeners were called. */
 export type OutboxChangeReason =
   | "enqueued"
+  | "stored"
   | "delivered"
   | "failed"
   | "poisoned"

@@ -8,6 +8,7 @@ import { DatabaseSync, type StatementSync } from "node:sqlite";
 import { dirname } from "node:path";
 import { getLogger } from "../logger.ts";
 import { errorText } from "../util/mod.ts";
+import { BUSY_TIMEOUT_MS } from "./busy.ts";
 import { acquireOutboxLock, type OutboxLock } from "./lock.ts";
 import { checkSchema, metaNumber, metaString, SCHEMA_SQL, SCHEMA_VERSION, SQL } from "./store.ts";
 
@@ -93,6 +94,8 @@ export class OutboxDatabase {
         // Best effort (a file system without modes).
       }
       const opened = setUp(db, path, durability);
+      // From now on, a statement waits only briefly for another connection's lock.
+      db.exec(`PRAGMA busy_timeout = ${BUSY_TIMEOUT_MS}`);
       return new OutboxDatabase(path, db, lock, opened);
     } catch (error) {
       try {
@@ -122,22 +125,30 @@ export class OutboxDatabase {
     ) as Statements;
   }
 
-  /** Runs `body` in one `BEGIN IMMEDIATE` transaction, rolled back if it throws. */
+  /**
+   * Runs `body` in one `BEGIN IMMEDIATE` transaction, rolled back if it or the commit throws.
+   * While another connection holds the write lock, this throws a busy error after
+   * {@linkcode BUSY_TIMEOUT_MS} (see `isBusy`).
+   */
   transaction<T>(body: () => T): T {
     this.#db.exec("BEGIN IMMEDIATE");
-    let result: T;
     try {
-      result = body();
+      const result = body();
+      this.#db.exec("COMMIT");
+      return result;
     } catch (error) {
       try {
-        this.#db.exec("ROLLBACK");
+        if (this.#db.isTransaction) this.#db.exec("ROLLBACK");
       } catch {
         // The failed statement may have rolled back already.
       }
       throw error;
     }
-    this.#db.exec("COMMIT");
-    return result;
+  }
+
+  /** Sets how long a statement waits for another connection's lock, in ms. */
+  setBusyTimeout(ms: number): void {
+    this.#db.exec(`PRAGMA busy_timeout = ${Math.max(0, Math.round(ms))}`);
   }
 
   /** Counts rows removed (delivered, dropped, purged) towards the next reclaim. */

@@ -25,10 +25,17 @@ export interface OutboxEventInput {
   idempotencyKey?: string;
 }
 
-/** What `enqueue` assigned. */
+/** What `enqueue` assigned, and whether the event is stored yet. */
 export interface EnqueueResult {
   seq: number;
   idempotencyKey: string;
+  /**
+   * `true`: the event is committed to the file and survives a crash. `false`: another
+   * connection holds the file's lock; the event waits in memory, in order, and is stored as
+   * soon as the lock is free (`Outbox.whenDurable(seq)` resolves then). Acknowledge nothing
+   * that must survive a crash until it is durable.
+   */
+  durable: boolean;
 }
 
 /** A checked event, its payload as JSON text. */

@@ -13,6 +13,7 @@
  */
 import { DatabaseSync } from "node:sqlite";
 import { errorText } from "../util/mod.ts";
+import { isBusy } from "./busy.ts";
 
 /** How long an opener waits for the lock before giving up, in ms (a probe holds it briefly). */
 export const LOCK_WAIT_MS = 250;
@@ -49,11 +50,6 @@ export interface OutboxLock {
 /** The lock file of the outbox at `outboxPath`. */
 export function lockPathFor(outboxPath: string): string {
   return `${outboxPath}.lock`;
-}
-
-function isBusy(error: unknown): boolean {
-  const message = errorText(error);
-  return /database is locked|database table is locked|\bbusy\b/i.test(message);
 }
 
 /**

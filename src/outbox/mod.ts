@@ -12,6 +12,8 @@ export { defaultClassify, type FailureClass, type OutboxSend, type SendResult } 
 export type { OutboxChange, OutboxChangeReason, OutboxStats } from "./changes.ts";
 export type { PurgeTarget } from "./admin.ts";
 export type { Durability } from "./database.ts";
+export { BUSY_TIMEOUT_MS } from "./busy.ts";
+export { OutboxHoldFullError } from "./held.ts";
 export { LOCK_WAIT_MS, lockPathFor, OutboxLockedError, outboxLockHeld } from "./lock.ts";
 export { OUTBOX_FILE, outboxPath } from "./path.ts";
 export {

@@ -12,6 +12,7 @@ import {
   systemClock,
 } from "../util/mod.ts";
 import type { Durability } from "./database.ts";
+import { DEFAULT_HOLD_BYTES, DEFAULT_HOLD_EVENTS } from "./held.ts";
 import { defaultClassify, type FailureClass, type OutboxSend } from "./send.ts";
 
 /** Options of `Outbox`. */
@@ -31,6 +32,11 @@ export interface OutboxOptions {
   batchBytes?: number;
   /** Most events kept (pending not in flight, plus poisoned). Default 50,000. */
   maxRows?: number;
+  /**
+   * While another connection holds the file's lock: most events (default 10,000) and bytes
+   * (default 16 MiB) held in memory; beyond that `enqueue` throws `OutboxHoldFullError`.
+   */
+  hold?: { maxEvents?: number; maxBytes?: number };
   /** Retry backoff. Default 1 s doubling to 60 s, jittered in [step/2, step]. */
   backoff?: Partial<BackoffOptions>;
   /** The backstop poll while started, in ms. Default 5,000. */
@@ -56,6 +62,7 @@ export interface OutboxSettings {
   batchSize: number;
   batchBytes: number;
   maxRows: number;
+  hold: { maxEvents: number; maxBytes: number };
   backoff: BackoffOptions;
   pollMs: number;
   durability: Durability;
@@ -93,6 +100,10 @@ export function resolveOptions(options: OutboxOptions): OutboxSettings {
     batchSize: positiveInt(options.batchSize, DEFAULT_BATCH, "batchSize"),
     batchBytes: positiveInt(options.batchBytes, DEFAULT_BATCH_BYTES, "batchBytes"),
     maxRows: positiveInt(options.maxRows, DEFAULT_MAX_ROWS, "maxRows"),
+    hold: {
+      maxEvents: positiveInt(options.hold?.maxEvents, DEFAULT_HOLD_EVENTS, "hold.maxEvents"),
+      maxBytes: positiveInt(options.hold?.maxBytes, DEFAULT_HOLD_BYTES, "hold.maxBytes"),
+    },
     pollMs: positiveInt(options.pollMs, DEFAULT_POLL_MS, "pollMs"),
     backoff: checkBackoff({ ...DEFAULT_BACKOFF, ...options.backoff }),
     classify: options.classify ?? defaultClassify,

@@ -26,6 +26,7 @@ import { type OutboxOptions, resolveOptions } from "./options.ts";
 import { Pump } from "./pump.ts";
 import { OutboxQueue } from "./queue.ts";
 import type { OutboxRecord, PoisonedRecord } from "./store.ts";
+import type { Clock } from "../util/mod.ts";
 
 /** A durable, ordered, bounded outbox over one SQLite file. See the module docs. */
 export class Outbox implements Disposable {
@@ -38,6 +39,7 @@ export class Outbox implements Disposable {
   readonly #queue: OutboxQueue;
   readonly #pump: Pump;
   readonly #admin: OutboxAdmin;
+  readonly #clock: Clock;
   #closed = false;
 
   /**
@@ -49,9 +51,14 @@ export class Outbox implements Disposable {
     const settings = resolveOptions(options);
     this.path = settings.path;
     this.agentId = settings.agentId;
+    this.#clock = settings.clock;
     this.#database = OutboxDatabase.open(settings.path, settings.durability);
     this.#changes = new ChangeFeed(() => this.stats());
-    this.#queue = new OutboxQueue(this.#database, { ...settings, changes: this.#changes });
+    this.#queue = new OutboxQueue(this.#database, {
+      ...settings,
+      changes: this.#changes,
+      onStored: () => this.#pump.kick(),
+    });
     this.#pump = new Pump(this.#queue, this.#changes, settings);
     this.#admin = new OutboxAdmin(this.#queue, {
       changes: this.#changes,
@@ -60,9 +67,13 @@ export class Outbox implements Disposable {
   }
 
   /**
-   * Queues an event. Synchronous: when it returns, the event is committed to the file and
-   * survives a crash of this process. Throws a `TypeError` on bad input (nothing is stored)
-   * and an `Error` naming the file when storage fails (disk full, closed outbox).
+   * Queues an event. Synchronous, and never waits on the file's lock for more than a few
+   * milliseconds. `durable: true`: the event is committed to the file and survives a crash of
+   * this process. `durable: false`: another connection holds the file's lock, so the event
+   * waits in memory, in order, and is stored once the lock is free ({@linkcode whenDurable}).
+   * Throws a `TypeError` on bad input (nothing is stored), `OutboxHoldFullError` when too many
+   * events already wait in memory, and an `Error` naming the file when storage fails (disk
+   * full, closed outbox).
    */
   enqueue(input: OutboxEventInput): EnqueueResult {
     this.#assertOpen();
@@ -70,6 +81,15 @@ export class Outbox implements Disposable {
     this.#pump.kick();
     this.#changes.notifyEnqueued();
     return result;
+  }
+
+  /**
+   * Resolves `true` once the event `seq` is stored in the file (at once if it is already),
+   * `false` if the outbox closes first or `signal` aborts. Never rejects, but for a seq that
+   * `enqueue` never returned (a `RangeError`).
+   */
+  whenDurable(seq: number, options: { signal?: AbortSignal } = {}): Promise<boolean> {
+    return this.#queue.whenDurable(seq, options.signal);
   }
 
   /** Starts delivering: drains now, then keeps a backstop poll. Requires a `send`. */
@@ -103,18 +123,24 @@ export class Outbox implements Disposable {
     return this.#pump.flush(options);
   }
 
-  /** The counters. Cheap: no query. */
+  /**
+   * The counters. Cheap: no query. `nextAttemptAt` is present while the pump backs off after a
+   * failed send (a probe that sees the relay back calls {@linkcode wake}); `held` counts events
+   * waiting in memory for another connection's lock on the file.
+   */
   stats(): OutboxStats {
-    const { pending, poisoned, delivered, dropped, lastError, lastErrorAt } = this.#queue.tally();
+    const { pending, held, poisoned, delivered, dropped, lastError, lastErrorAt } = this.#queue
+      .tally();
     const nextAttemptAt = this.#pump.nextAttemptAt;
     return {
       pending,
+      held,
       poisoned,
       inFlight: this.#queue.inFlight.size,
       delivered,
       dropped,
       consecutiveFailures: this.#pump.consecutiveFailures,
-      ...(nextAttemptAt > 0 ? { nextAttemptAt } : {}),
+      ...(nextAttemptAt > this.#clock.now() ? { nextAttemptAt } : {}),
       ...(lastError === undefined ? {} : { lastError }),
       ...(lastErrorAt === undefined ? {} : { lastErrorAt }),
     };

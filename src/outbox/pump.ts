@@ -8,7 +8,8 @@
  * @module
  */
 import { getLogger } from "../logger.ts";
-import type { BackoffOptions, Clock, TimerId } from "../util/mod.ts";
+import { backoffDelay, type BackoffOptions, type Clock, type TimerId } from "../util/mod.ts";
+import { isBusy } from "./busy.ts";
 import type { ChangeFeed } from "./changes.ts";
 import type { OutboxQueue } from "./queue.ts";
 import { RetrySchedule } from "./retry.ts";
@@ -22,6 +23,9 @@ import {
 import type { OutboxRecord } from "./store.ts";
 
 const log = getLogger("outbox");
+
+/** The retry schedule while another connection holds the file's lock: 5 ms doubling to 250 ms. */
+const LOCKED_BACKOFF: BackoffOptions = { baseMs: 5, maxMs: 250 };
 
 /** Options of {@linkcode Pump}. */
 export interface PumpOptions {
@@ -50,6 +54,13 @@ export class Pump {
   #closed = false;
   #pumping: Promise<void> | undefined;
   #kickQueued = false;
+  /** A kick came while the loop was finishing: run it again once it has. */
+  #kickAgain = false;
+  /** Delivered rows whose removal found the file locked: removed before anything is read. */
+  #unremoved: { acked: OutboxRecord[]; contiguous: boolean } | undefined;
+  /** Consecutive attempts that found the file locked. */
+  #lockedAttempts = 0;
+  readonly #random: () => number;
   #abort: AbortController | undefined;
   #retryTimer: TimerId | undefined;
   #pollTimer: TimerId | undefined;
@@ -61,6 +72,7 @@ export class Pump {
     this.#pollMs = options.pollMs;
     this.#classify = options.classify;
     this.#clock = options.clock;
+    this.#random = options.random;
     this.#retry = new RetrySchedule({ backoff: options.backoff, random: options.random });
   }
 
@@ -118,11 +130,12 @@ export class Pump {
     const { signal } = options;
     this.kick();
     for (;;) {
+      const left = this.#queue.pending + this.#queue.held;
       if (
-        this.#closed || !this.#running || this.#queue.pending === 0 || signal?.aborted ||
+        this.#closed || !this.#running || left === 0 || signal?.aborted ||
         (this.#retry.nextAttemptAt > this.#clock.now() && this.#queue.inFlight.size === 0)
       ) {
-        return this.#queue.pending;
+        return left;
       }
       await this.#changes.nextChange(signal);
     }
@@ -142,9 +155,19 @@ export class Pump {
     this.#kickQueued = true;
     queueMicrotask(() => {
       this.#kickQueued = false;
-      if (!this.#running || this.#closed || this.#pumping) return;
+      if (!this.#running || this.#closed) return;
+      if (this.#pumping) {
+        // The loop may be past its last look at the queue: look again once it is done.
+        this.#kickAgain = true;
+        return;
+      }
+      this.#kickAgain = false;
       this.#pumping = this.#pump().finally(() => {
         this.#pumping = undefined;
+        if (this.#kickAgain) {
+          this.#kickAgain = false;
+          this.kick();
+        }
       });
     });
   }
@@ -174,6 +197,15 @@ export class Pump {
     }, Math.max(0, delayMs));
   }
 
+  /** Another connection holds the file's lock: try again soon; the relay is not at fault. */
+  #armLocked(): void {
+    this.#lockedAttempts++;
+    if (this.#lockedAttempts === 1) {
+      log.debug(`Outbox ${this.#queue.path} is locked by another connection; delivery waits`);
+    }
+    this.#armRetry(backoffDelay(this.#lockedAttempts, LOCKED_BACKOFF, this.#random));
+  }
+
   async #pump(): Promise<void> {
     const queue = this.#queue;
     try {
@@ -184,12 +216,20 @@ export class Pump {
           this.#armRetry(this.#retry.nextAttemptAt - now);
           return;
         }
+        if (this.#unremoved) {
+          const { acked, contiguous } = this.#unremoved;
+          queue.delivered(acked, contiguous);
+          this.#unremoved = undefined;
+          this.#changes.notify("delivered");
+          next = undefined;
+        }
         // A batch read ahead during the last send is good while nothing but appends happened.
         const records = next !== undefined && next.epoch === queue.epoch &&
             next.records.length > 0 && !queue.batches.isolating
           ? next.records
           : queue.batches.next();
         next = undefined;
+        this.#lockedAttempts = 0;
         if (records.length === 0) {
           queue.reclaimIfWorthIt();
           return;
@@ -202,9 +242,17 @@ export class Pump {
           if (ahead) next = { records: ahead, epoch: queue.epoch };
         });
         if (!resolved) next = undefined;
+        if (this.#unremoved) {
+          this.#armLocked();
+          return;
+        }
       }
     } catch (error) {
       if (this.#closed) return;
+      if (isBusy(error)) {
+        this.#armLocked();
+        return;
+      }
       // A storage error (disk full, I/O): back off and try again; nothing is lost.
       log.error(`Outbox ${queue.path} delivery loop failed: ${failureText(error)}`);
       this.#failed(`storage error: ${failureText(error)}`);
@@ -266,8 +314,17 @@ export class Pump {
       );
       return;
     }
-    this.#queue.failed(records, text);
+    this.#noteAttempts(records, text);
     this.#failed(text);
+  }
+
+  /** Counts a failed attempt against `records` in the file; skipped while the file is locked. */
+  #noteAttempts(records: readonly OutboxRecord[], text: string): void {
+    try {
+      this.#queue.failed(records, text);
+    } catch (error) {
+      if (!isBusy(error)) throw error;
+    }
   }
 
   #applyResults(records: OutboxRecord[], results: unknown): boolean {
@@ -275,13 +332,24 @@ export class Pump {
       classify: this.#classify,
     });
     if (acked.length > 0 || refused.length > 0) {
-      this.#queue.delivered(acked, acked.every((r, i) => records[i] === r));
-      if (refused.length > 0) this.#queue.poison(refused);
       this.#progressed();
-      if (acked.length > 0) this.#changes.notify("delivered");
+      let removed = true;
+      if (acked.length > 0) {
+        const contiguous = acked.every((r, i) => records[i] === r);
+        try {
+          this.#queue.delivered(acked, contiguous);
+        } catch (error) {
+          if (!isBusy(error)) throw error;
+          // Delivered, but the file is locked: remove them before reading anything again.
+          this.#unremoved = { acked, contiguous };
+          removed = false;
+        }
+      }
+      if (refused.length > 0) this.#queue.poison(refused);
+      if (acked.length > 0 && removed) this.#changes.notify("delivered");
     }
     if (failure) {
-      this.#queue.failed(records.slice(failure.at), failure.text);
+      this.#noteAttempts(records.slice(failure.at), failure.text);
       this.#failed(failure.text);
       return false;
     }

@@ -10,9 +10,11 @@ import { getLogger } from "../logger.ts";
 import { type Clock, errorText } from "../util/mod.ts";
 import { BatchReader } from "./batch.ts";
 import { dropOldest, DropReport, type Victim } from "./bound.ts";
+import { CLOSE_BUSY_TIMEOUT_MS, isBusy } from "./busy.ts";
 import type { ChangeFeed } from "./changes.ts";
 import type { OutboxDatabase, Statements } from "./database.ts";
 import { checkEvent, type EnqueueResult, type OutboxEventInput } from "./event.ts";
+import { type HeldEvent, HeldEvents } from "./held.ts";
 import type { Refusal } from "./send.ts";
 import {
   type OutboxRecord,
@@ -33,14 +35,22 @@ export interface QueueOptions {
   batchSize: number;
   batchBytes: number;
   clock: Clock;
+  /** Jitter source, in [0, 1), for the retries while the file is locked. */
+  random: () => number;
+  /** Most events and bytes held in memory while the file is locked. */
+  hold: { maxEvents: number; maxBytes: number };
   /** Where changes are announced. */
   changes: ChangeFeed;
+  /** Called when held events were stored (the pump may send them). */
+  onStored: () => void;
 }
 
 /** The queue's counters. `delivered` and `dropped` are totals kept in the file. */
 export interface QueueTally {
-  /** Events not yet delivered, in flight included. */
+  /** Events not yet delivered, in flight and held included. */
   pending: number;
+  /** Events held in memory while the file is locked. */
+  held: number;
   poisoned: number;
   delivered: number;
   dropped: number;
@@ -62,6 +72,8 @@ export class OutboxQueue {
   readonly #clock: Clock;
   readonly #changes: ChangeFeed;
   readonly #drops: DropReport;
+  readonly #held: HeldEvents;
+  readonly #onStored: () => void;
   #pending: number;
   #poisoned: number;
   #delivered: number;
@@ -70,6 +82,8 @@ export class OutboxQueue {
   #lastError: string | undefined;
   #lastErrorAt: number | undefined;
   #epoch = 0;
+  /** After close: the first seq of the held events that could not be stored. */
+  #lostFrom: number | undefined;
 
   constructor(db: OutboxDatabase, options: QueueOptions) {
     this.#db = db;
@@ -79,6 +93,15 @@ export class OutboxQueue {
     this.#clock = options.clock;
     this.#changes = options.changes;
     this.#drops = new DropReport(options.clock, options.maxRows);
+    this.#onStored = options.onStored;
+    this.#held = new HeldEvents({
+      path: db.path,
+      clock: options.clock,
+      random: options.random,
+      ...options.hold,
+      write: (entries) => this.#store(entries),
+      onStored: () => this.#heldStored(),
+    });
     const opened = db.opened;
     this.#pending = opened.pending;
     this.#poisoned = opened.poisoned;
@@ -104,7 +127,7 @@ export class OutboxQueue {
     return this.#epoch;
   }
 
-  /** Events not yet delivered, in flight included. */
+  /** Stored events not yet delivered, in flight included (held events not included). */
   get pending(): number {
     return this.#pending;
   }
@@ -112,7 +135,8 @@ export class OutboxQueue {
   /** The counters. */
   tally(): QueueTally {
     return {
-      pending: this.#pending,
+      pending: this.#pending + this.#held.size,
+      held: this.#held.size,
       poisoned: this.#poisoned,
       delivered: this.#delivered,
       dropped: this.#dropped,
@@ -122,56 +146,123 @@ export class OutboxQueue {
   }
 
   /**
-   * Stores an event: an append is one insert; a coalesce also deletes the pending, not in
-   * flight, coalesce rows with its key; at the bound the oldest rows go, all in one
-   * transaction. Throws a `TypeError` on bad input and an `Error` naming the file when storage
-   * fails.
+   * Takes an event: stores it now (an append is one insert; a coalesce also deletes the
+   * pending, not in flight, coalesce rows with its key; at the bound the oldest rows go, all in
+   * one transaction), or, while another connection holds the file's lock, holds it in memory
+   * behind the events already held, to be stored by a timer (`durable: false`). Throws a
+   * `TypeError` on bad input, `OutboxHoldFullError` when the memory queue is full, and an
+   * `Error` naming the file when storage fails otherwise.
    */
   enqueue(input: OutboxEventInput): EnqueueResult {
     const event = checkEvent(input, () => this.#clock.now());
-    const { kind, mode, dedupeKey } = event;
     const seq = this.#nextSeq;
     const idempotencyKey = event.idempotencyKey ?? `${this.#agentId}:${crypto.randomUUID()}`;
-    const row = [seq, kind, mode, dedupeKey, event.occurredAt, idempotencyKey, event.payload];
-    const overflow = this.#countedRows() + 1 - this.#maxRows;
-    let replaced = 0;
-    let dropped: Victim[] = [];
-    try {
-      if (mode === "append" && overflow <= 0) {
-        this.#q.insert.run(...row);
-      } else {
-        this.#epoch++;
-        [replaced, dropped] = this.#db.transaction(() => {
-          let removed = 0;
-          if (mode === "coalesce") {
-            const matches = this.#q.coalesceMatches.all(dedupeKey ?? "") as { seq: number }[];
-            for (const match of matches) {
-              if (this.inFlight.has(match.seq)) continue;
-              removed += Number(this.#q.deletePending.run(match.seq).changes);
-            }
-          }
-          this.#q.insert.run(...row);
-          const excess = this.#countedRows() - removed + 1 - this.#maxRows;
-          const victims = excess > 0
-            ? dropOldest(this.#q, excess, {
-              newest: seq,
-              inFlight: this.inFlight,
-              anyPoisoned: this.#poisoned > 0,
-            })
-            : [];
-          return [removed, victims] as const;
-        });
+    const entry: HeldEvent = { seq, idempotencyKey, event };
+    if (this.#held.size === 0) {
+      try {
+        this.#store([entry]);
+        this.#nextSeq = seq + 1;
+        return { seq, idempotencyKey, durable: true };
+      } catch (error) {
+        if (!isBusy(error)) {
+          throw new Error(
+            `Outbox ${this.path} could not store a "${event.kind}" event: ${errorText(error)}`,
+            { cause: error },
+          );
+        }
       }
-    } catch (error) {
-      throw new Error(
-        `Outbox ${this.path} could not store a "${kind}" event: ${errorText(error)}`,
-        { cause: error },
-      );
     }
+    this.#held.hold(entry);
     this.#nextSeq = seq + 1;
-    this.#pending += 1 - replaced;
-    if (dropped.length > 0) this.#afterDrops(dropped);
-    return { seq, idempotencyKey };
+    return { seq, idempotencyKey, durable: false };
+  }
+
+  /** Events held in memory, waiting for the lock. */
+  get held(): number {
+    return this.#held.size;
+  }
+
+  /**
+   * Resolves `true` once the event `seq` is stored (at once if it is), `false` if the outbox
+   * closes first or `signal` aborts. Rejects with a `RangeError` for a seq never assigned.
+   */
+  whenDurable(seq: number, signal?: AbortSignal): Promise<boolean> {
+    if (!Number.isSafeInteger(seq) || seq < 1 || seq >= this.#nextSeq) {
+      return Promise.reject(new RangeError(`Outbox event seq ${seq} was never assigned`));
+    }
+    if (this.#lostFrom !== undefined && seq >= this.#lostFrom) return Promise.resolve(false);
+    return this.#held.whenStored(seq, signal);
+  }
+
+  /**
+   * Writes `entries` (in seq order): a lone append under the bound is one autocommit insert;
+   * anything else is one transaction. The counters change only once it committed.
+   */
+  #store(entries: readonly HeldEvent[]): void {
+    const only = entries.length === 1 ? entries[0] : undefined;
+    if (only && only.event.mode === "append" && this.#countedRows() + 1 <= this.#maxRows) {
+      const e = only.event;
+      this.#q.insert.run(
+        only.seq,
+        e.kind,
+        e.mode,
+        e.dedupeKey,
+        e.occurredAt,
+        only.idempotencyKey,
+        e.payload,
+      );
+      this.#pending += 1;
+      return;
+    }
+    let added = 0;
+    let poisonedGone = 0;
+    const victims: Victim[] = [];
+    this.#db.transaction(() => {
+      for (const { seq, idempotencyKey, event: e } of entries) {
+        let replaced = 0;
+        if (e.mode === "coalesce") {
+          const matches = this.#q.coalesceMatches.all(e.dedupeKey ?? "") as { seq: number }[];
+          for (const match of matches) {
+            if (this.inFlight.has(match.seq)) continue;
+            replaced += Number(this.#q.deletePending.run(match.seq).changes);
+          }
+        }
+        this.#q.insert.run(
+          seq,
+          e.kind,
+          e.mode,
+          e.dedupeKey,
+          e.occurredAt,
+          idempotencyKey,
+          e.payload,
+        );
+        added += 1 - replaced;
+        const poisoned = this.#poisoned - poisonedGone;
+        const counted = this.#pending + added - this.inFlight.size + poisoned;
+        const excess = counted - this.#maxRows;
+        if (excess <= 0) continue;
+        const dropped = dropOldest(this.#q, excess, {
+          newest: seq,
+          inFlight: this.inFlight,
+          anyPoisoned: poisoned > 0,
+        });
+        for (const victim of dropped) {
+          if (victim.poisoned) poisonedGone++;
+          else added--;
+        }
+        victims.push(...dropped);
+      }
+    });
+    this.#epoch++;
+    this.#pending += added;
+    this.#poisoned -= poisonedGone;
+    if (victims.length > 0) this.#afterDrops(victims);
+  }
+
+  /** Held events were stored: the pump may send them, and listeners hear of it. */
+  #heldStored(): void {
+    this.#changes.notify("stored");
+    this.#onStored();
   }
 
   /** Rows the bound counts: pending not in flight, plus poisoned. */
@@ -180,10 +271,6 @@ export class OutboxQueue {
   }
 
   #afterDrops(victims: Victim[]): void {
-    for (const victim of victims) {
-      if (victim.poisoned) this.#poisoned--;
-      else this.#pending--;
-    }
     this.#dropped += victims.length;
     this.#drops.report(victims, this.#dropped);
     this.#db.removed(victims.length);
@@ -375,8 +462,19 @@ export class OutboxQueue {
     this.#db.reclaimIfWorthIt();
   }
 
-  /** Reports the drops not reported yet. The database is closed by its owner. */
+  /**
+   * Stores what is held (waiting up to `CLOSE_BUSY_TIMEOUT_MS` for the lock) or logs what is
+   * lost, and reports the drops not reported yet. The database is closed by its owner.
+   */
   close(): void {
+    if (this.#held.size > 0) {
+      try {
+        this.#db.setBusyTimeout(CLOSE_BUSY_TIMEOUT_MS);
+      } catch {
+        // The last attempt waits as briefly as the others.
+      }
+    }
+    this.#lostFrom = this.#held.close();
     this.#drops.flush();
   }
 }

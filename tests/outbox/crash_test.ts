@@ -195,3 +195,52 @@ Deno.test("defect 7: another process's outbox is refused with that process's pid
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("crash: with another process locking the file on and off, every durable event survives SIGKILL", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "outbox_crash_" });
+  const path = join(dir, "outbox.sqlite");
+  try {
+    // Create the file first: the locker opens an existing outbox.
+    new Outbox({ path, agentId: "setup" }).close();
+    const acked = new Map<number, number>(); // seq -> n
+    const sent = new Set<number>();
+    let held = 0;
+    for (const [run, kill] of [40, 90, 150, 230].entries()) {
+      // Locked 30 ms, free 15 ms, and so on, while the child enqueues and delivers.
+      const { child: flapper, stderr: flapErrors } = spawnChild([path, "flap", "30"]);
+      const reader = flapper.stdout.getReader();
+      assert.equal(new TextDecoder().decode((await reader.read()).value).trim(), "ready");
+      reader.releaseLock();
+      let lines: string[];
+      try {
+        lines = await runUntilKilled(path, "append", run * 1_000_000, kill);
+      } finally {
+        flapper.kill("SIGKILL");
+        await flapper.status;
+        await flapper.stdout.cancel().catch(() => {});
+        await flapErrors;
+      }
+      for (const line of lines) {
+        const [what, seq, n] = line.split(" ");
+        if (what === "ack") {
+          assert.equal(acked.has(Number(seq)), false, `seq ${seq} acknowledged twice`);
+          acked.set(Number(seq), Number(n));
+        }
+        if (what === "sent") sent.add(Number(seq));
+        if (what === "held") held++;
+      }
+      const inFile = new Map(allRecords(path).map((r) => [r.seq, r]));
+      const lost: number[] = [];
+      for (const [seq, n] of acked) {
+        const record = inFile.get(seq);
+        if (record) assert.deepEqual(record.payload, { n }, `seq ${seq} holds another event`);
+        else if (!sent.has(seq)) lost.push(seq);
+      }
+      assert.deepEqual(lost, [], `run ${run}: durable events lost`);
+    }
+    assert.ok(acked.size > 100, `only ${acked.size} events were acknowledged`);
+    assert.ok(held > 100, `only ${held} events waited for the lock`);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -31,6 +31,7 @@ Deno.test("outbox: delivers in seq order in batches of batchSize, then reports c
     assert.deepEqual(batches, [[1, 2, 3, 4], [5, 6, 7, 8], [9, 10]]);
     assert.deepEqual(outbox.stats(), {
       pending: 0,
+      held: 0,
       poisoned: 0,
       inFlight: 0,
       delivered: 10,

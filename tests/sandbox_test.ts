@@ -1,52 +1,54 @@
+/**
+ * The sandbox a `run` gets: its grants (computed by the launcher's own function), a probe inside
+ * the Worker holding them, and the runner's own writes under it. tests/sandbox/ covers the
+ * launcher and the Worker in depth.
+ */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { expand, loadPermissionSet, permissionFlags, varsFor } from "../scripts/sandbox.ts";
-import { ENV_VARS } from "../src/config/env.ts";
+import { APP_DIR } from "../scripts/sandbox.ts";
+import { resolveRunConfig } from "../src/config/mod.ts";
+import { LOOPBACK, runGrants, workerPermissions } from "../src/sandbox/mod.ts";
 import { withHome } from "./support/home.ts";
 import { runSandboxed } from "./support/run_main.ts";
 
 const PROBE = new URL("./fixtures/sandbox_probe.ts", import.meta.url).pathname;
 
-Deno.test("sandbox: the permission set grants env access to exactly the variables the runner reads", () => {
-  const set = loadPermissionSet();
-  assert.deepEqual([...(set.env as string[])].sort(), [...ENV_VARS].sort());
-  assert.deepEqual(set.net, ["127.0.0.1", "localhost", "[::1]"]);
-});
-
-Deno.test("sandbox: unset placeholders drop the entry instead of widening it", () => {
-  assert.equal(expand("${STATE_DIR}/x", {}), undefined);
-  assert.equal(expand("${STATE_DIR}/x", { STATE_DIR: "/s" }), "/s/x");
-  const flags = permissionFlags({ write: ["${A}", "${B}"], run: ["${C}"] }, { A: "/a" });
-  assert.deepEqual(flags, ["--allow-write=/a", "--no-prompt"]);
-});
-
-Deno.test("sandbox: a run grants write to its own dirs only, and run to its provider only", () => {
+Deno.test("sandbox: a run grants write to its own dirs only, run to its provider only, net to loopback", () => {
   const env = { HOME: "/home/op", PATH: "/usr/bin:/bin" };
-  const vars = varsFor(
-    [
-      "run",
-      "--agent-id",
-      "a",
-      "--relay-url",
-      "http://127.0.0.1:1",
-      "--provider",
-      "command",
-      "--",
-      "/bin/true",
-    ],
-    env,
-  );
-  const flags = permissionFlags(loadPermissionSet(), vars);
-  const write = flags.find((f) => f.startsWith("--allow-write="))!;
-  assert.deepEqual(write.slice("--allow-write=".length).split(",").sort(), [
+  const args = [
+    "--agent-id",
+    "a",
+    "--relay-url",
+    "http://127.0.0.1:1",
+    "--provider",
+    "command",
+    "--",
+    "/bin/true",
+  ];
+  const grants = runGrants(resolveRunConfig(args, env), env, { appDir: APP_DIR });
+  assert.deepEqual([...grants.write].sort(), [
     "/home/op/.agent-relay/logs",
     "/home/op/.agent-relay/state/a",
     "/home/op/.agent-relay/state/a/outbox",
   ]);
-  assert.ok(flags.includes("--allow-run=/bin/true"), flags.join(" "));
-  assert.ok(
-    !flags.some((f) => f === "--allow-all" || f === "--allow-write" || f === "--allow-net"),
-  );
+  assert.deepEqual(grants.run, ["/bin/true"]);
+  assert.deepEqual(grants.net, [...LOOPBACK]);
+});
+
+Deno.test("sandbox: the Worker holds each grant as a list, and an empty one as none", () => {
+  const permissions = workerPermissions({
+    read: ["/r"],
+    write: [],
+    run: ["/bin/true"],
+    net: [...LOOPBACK],
+    env: ["HOME"],
+    sys: [],
+  });
+  assert.deepEqual(permissions.read, ["/r"]);
+  assert.equal(permissions.write, false);
+  assert.deepEqual(permissions.run, ["/bin/true"]);
+  assert.deepEqual(permissions.net, [...LOOPBACK]);
+  assert.notEqual(permissions.ffi, true);
 });
 
 Deno.test("sandbox: refuses non-loopback hosts, writes outside its dirs and other programs", async () => {
@@ -79,7 +81,7 @@ Deno.test("sandbox: refuses non-loopback hosts, writes outside its dirs and othe
       );
       assert.match(result.run, /^NotCapable: Requires run access to "ls"/);
       // (c) its own state dir is fine.
-      assert.equal(result.inside, "written");
+      assert.equal(result.inside, "ok");
     });
   });
 });

@@ -7,16 +7,16 @@ import {
   UsageError,
 } from "../../src/config/config.ts";
 
-const BASE = ["--agent-id", "agent/one", "--relay-url", "http://127.0.0.1:8787/"];
+const BASE = ["--agent-id", "agent.one", "--relay-url", "http://127.0.0.1:8787/"];
 const ENV = { HOME: "/home/op" };
 
 Deno.test("config: defaults lay every dir out under ~/.agent-relay", () => {
   const c = resolveRunConfig(BASE, ENV);
   assert.deepEqual(c.home, "/home/op/.agent-relay");
   assert.deepEqual(c.logDir, "/home/op/.agent-relay/logs");
-  assert.deepEqual(c.stateDir, "/home/op/.agent-relay/state/agent_one");
-  assert.deepEqual(c.outboxDir, "/home/op/.agent-relay/state/agent_one/outbox");
-  assert.deepEqual(c.infoFile, "/home/op/.agent-relay/state/agent_one/runner-info.json");
+  assert.deepEqual(c.stateDir, "/home/op/.agent-relay/state/agent.one");
+  assert.deepEqual(c.outboxDir, "/home/op/.agent-relay/state/agent.one/outbox");
+  assert.deepEqual(c.infoFile, "/home/op/.agent-relay/state/agent.one/runner-info.json");
   assert.deepEqual(c.relayUrl, "http://127.0.0.1:8787");
   assert.deepEqual(c.provider, "claude");
   assert.deepEqual(c.logLevel, "info");
@@ -27,7 +27,7 @@ Deno.test("config: defaults lay every dir out under ~/.agent-relay", () => {
 Deno.test("config: AGENT_RELAY_HOME moves the base dir", () => {
   const c = resolveRunConfig(BASE, { ...ENV, AGENT_RELAY_HOME: "/srv/relay" });
   assert.deepEqual(c.logDir, "/srv/relay/logs");
-  assert.deepEqual(c.stateDir, "/srv/relay/state/agent_one");
+  assert.deepEqual(c.stateDir, "/srv/relay/state/agent.one");
 });
 
 Deno.test("config: a flag wins over its environment variable, which wins over the default", () => {

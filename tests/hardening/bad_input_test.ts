@@ -156,7 +156,7 @@ Deno.test("bad input: a value with control characters is still one line on stder
     assert.equal(out.code, 2, out.stderr);
     assert.equal(
       oneLine(out.stderr),
-      'agent-relay-runner: --agent-id "two\\nlines\\u0007" must be 1 to 200 printable characters',
+      'agent-relay-runner: --agent-id "two\\nlines\\u0007" must be 1 to 128 letters, digits, ".", "_" or "-" (not "." or "..")',
     );
   });
 });

@@ -1,11 +1,12 @@
 /**
- * Runs the program (`main.ts`) as a child process under the runner's sandbox, exactly as
- * `deno task start` does: the permission flags come from deno.json's `permissions.runner`.
+ * Runs the program (`main.ts`) as a child process exactly as `deno task start` does: the
+ * launcher's fixed flags from deno.json's `start` task; main.ts then sandboxes each command in
+ * its Worker.
  *
  * @module
  */
 import { join } from "node:path";
-import { APP_DIR, sandboxedRunArgs } from "../../scripts/sandbox.ts";
+import { APP_DIR, LAUNCH_ENV, sandboxedRunArgs } from "../../scripts/sandbox.ts";
 
 /** Path of main.ts. */
 export const MAIN: string = join(APP_DIR, "main.ts");
@@ -17,12 +18,13 @@ export interface RunOutput {
   stderr: string;
 }
 
-/** The environment a sandboxed child gets: only what the test gives, plus PATH and HOME. */
+/** The environment a sandboxed child gets: only what the test gives, plus PATH, HOME and the launch env. */
 export function childEnv(extra: Record<string, string>): Record<string, string> {
   return {
     PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin",
     HOME: Deno.env.get("HOME") ?? "/tmp",
     NO_COLOR: "1",
+    ...LAUNCH_ENV,
     ...extra,
   };
 }

@@ -5,8 +5,10 @@
  * One runner (a real sandboxed child process) with a bash `command` agent answers a stream of
  * relay messages while the reference relay goes through its fault switches, one phase after
  * the other: HTTP 500s, garbage 200 bodies, latency, the listener down, the bus dropped every
- * few seconds, every token expired. Meanwhile the stop decision is measured over the real
- * port, both by `fetch` and by the real `hooks/hooks/stop.sh` (bash + curl).
+ * few seconds, every token expired. Meanwhile the stop decision's local input (the reply
+ * obligations snapshot, `GET /reply-obligations`) is measured over the real port by `fetch`,
+ * and the real `hooks/hooks/stop.sh` (bash + curl) by its wall time: the `command` provider
+ * uses no hooks, so the runner refuses the hook at once (409) and stop.sh lets the agent stop.
  *
  * The report lists every breach of the promises: each message delivered to the agent exactly
  * once and in order, each answered by exactly one reply, each mirrored once (prompt echo and
@@ -138,20 +140,19 @@ export async function runFaultScenario(options: FaultScenarioOptions): Promise<F
     const { port, secret } = await readControl(agentCwd);
     await waitFor("the bus", () => relay.admin.connections().some((c) => c.agentId === agentId));
 
-    // The stop decision, measured all along: fetch every probeEveryMs, stop.sh every second.
+    // The stop decision's input, measured all along: fetch every probeEveryMs, stop.sh every
+    // second.
     probeLoops.push((async () => {
       while (probing) {
         const started = performance.now();
         try {
-          const res = await fetch(`http://127.0.0.1:${port}/hooks/stop`, {
-            method: "POST",
-            headers: { authorization: `Bearer ${secret}`, "content-type": "application/json" },
-            body: JSON.stringify({ session_id: "probe", stop_hook_active: true }),
+          const res = await fetch(`http://127.0.0.1:${port}/reply-obligations`, {
+            headers: { authorization: `Bearer ${secret}` },
           });
           const text = await res.text();
           probes.push({ phase, ms: performance.now() - started });
-          if (res.status !== 200 || text !== "{}") {
-            problems.push(`stop answered ${res.status} ${text} during ${phase}`);
+          if (res.status !== 200) {
+            problems.push(`/reply-obligations answered ${res.status} ${text} during ${phase}`);
           }
         } catch (error) {
           problems.push(`stop failed during ${phase}: ${error}`);
@@ -182,7 +183,8 @@ export async function runFaultScenario(options: FaultScenarioOptions): Promise<F
         const out = await child.output();
         hooks.push({ phase, ms: performance.now() - started });
         const stdout = new TextDecoder().decode(out.stdout).trim();
-        if (out.code !== 0 || stdout !== "{}") {
+        // Exit 0 with nothing on stdout or `{}`: the agent may stop.
+        if (out.code !== 0 || (stdout !== "{}" && stdout !== "")) {
           problems.push(
             `stop.sh answered ${out.code} ${stdout} ${
               new TextDecoder().decode(out.stderr)

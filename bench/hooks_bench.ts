@@ -8,6 +8,12 @@
  *    obligation cache keeps refreshing in the background (the stop path must not notice).
  * 2. The real `stop.sh` hook script end to end, against both servers (for reference).
  * 3. 2,000 in-process `POST /hooks/stop` requests through the handler; goal: p99 <= 0.2 ms.
+ * 4. Native HTTP hooks (issue 18): a hook round trip as Claude Code's HTTP hook makes it (a POST
+ *    from a separate process's HTTP client, its connection kept alive) against the bash + curl
+ *    floor (`stop.sh` end to end), interleaved; goal: p99 <= 0.25 x the bash + curl p99.
+ * 5. Idle connections (issue 16): 200 half-sent headers and 200 half-sent bodies held open; the
+ *    server's established connections over time, its RSS, and the stop round trip meanwhile
+ *    against the same without them.
  *
  * Run alone with `deno run -A bench/hooks_bench.ts`.
  *
@@ -22,6 +28,7 @@ import {
 } from "../src/control/mod.ts";
 import { writePlugin } from "../src/adapters/mod.ts";
 import { ReplyObligationCache } from "../src/runner/reply_obligations.ts";
+import { closeAll, openHalfSent, serverConnections } from "../tests/control/half_sent.ts";
 import type { ReplyObligation } from "../src/types.ts";
 
 /** Options of {@linkcode runHooksBench} (defaults are the issue's figures). */
@@ -37,6 +44,68 @@ export interface HooksBenchOptions {
   scriptRuns?: number;
   /** In-process handler requests. Default 2,000. */
   inProcess?: number;
+  /** Native HTTP hook round trips (and as many stop.sh runs). Default 200. */
+  httpHooks?: number;
+}
+
+/**
+ * The client side of a native HTTP hook, in its own process (as Claude Code is): reads
+ * `URL SECRET N PAYLOAD` from its arguments, POSTs N times over one kept-alive connection, each
+ * when the parent writes a line on stdin, and prints each round trip's milliseconds.
+ */
+const HTTP_CLIENT = `
+const [url, secret, payload] = Deno.args;
+const lines = Deno.stdin.readable.pipeThrough(new TextDecoderStream());
+for await (const chunk of lines) {
+  for (const _ of chunk.split("\\n").slice(0, -1)) {
+    const started = performance.now();
+    const res = await fetch(url, {
+      method: "POST",
+      headers: { authorization: "Bearer " + secret, "content-type": "application/json" },
+      body: payload,
+    });
+    const text = await res.text();
+    console.log(JSON.stringify({ ms: performance.now() - started, ok: res.ok, text }));
+  }
+}
+`;
+
+/** A native-HTTP-hook client process: `once()` makes one round trip and says how long. */
+function startHttpClient(url: string, secret: string) {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["eval", "--no-config", HTTP_CLIENT, url, secret, PAYLOAD],
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+  const writer = child.stdin.getWriter();
+  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let buffered = "";
+  const line = async (): Promise<string> => {
+    while (!buffered.includes("\n")) {
+      const { done, value } = await reader.read();
+      if (done) throw new Error("the HTTP hook client ended");
+      buffered += value;
+    }
+    const at = buffered.indexOf("\n");
+    const out = buffered.slice(0, at);
+    buffered = buffered.slice(at + 1);
+    return out;
+  };
+  return {
+    /** One hook round trip, timed inside the client (as Claude Code's own wait is). */
+    async once(): Promise<{ ms: number; text: string }> {
+      await writer.write(new TextEncoder().encode("go\n"));
+      const r = JSON.parse(await line()) as { ms: number; ok: boolean; text: string };
+      if (!r.ok) throw new Error(`the HTTP hook failed: ${r.text}`);
+      return r;
+    },
+    async close(): Promise<void> {
+      await writer.close();
+      await reader.cancel().catch(() => {});
+      await child.status;
+    },
+  };
 }
 
 const OWED: ReplyObligation = {
@@ -155,6 +224,7 @@ async function scriptOnce(
       PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin",
       AGENT_RELAY_RUNNER_PORT: String(port),
       AGENT_RELAY_RUNNER_SECRET: secret,
+      AGENT_RELAY_RUNNER_PID: String(Deno.pid),
     },
     stdin: "piped",
     stdout: "piped",
@@ -291,12 +361,100 @@ export async function runHooksBench(options: HooksBenchOptions = {}): Promise<st
         `; p99.9 ${ms(percentile(sorted, 0.999), 3)}` +
         (wrong ? `; ${wrong} wrong answers (FAIL)` : ""),
     );
+    lines.push(...await httpHookBench(stopScript, options.httpHooks ?? 200));
+    lines.push(...await idleConnectionsBench());
     lines.push(`hooks: load average after: ${load()}`);
   } finally {
     await trivial.shutdown();
     await Deno.remove(stateDir, { recursive: true });
   }
   return lines;
+}
+
+/** Part 4: native HTTP hook round trips against the bash + curl floor, interleaved. */
+async function httpHookBench(stopScript: string, runs: number): Promise<string[]> {
+  const cache = new ReplyObligationCache({ fetch: () => Promise.resolve([OWED]) });
+  await cache.refresh();
+  const server = startControlServer({ port: 0, callbacks: callbacksFor(cache) });
+  const client = startHttpClient(`http://127.0.0.1:${server.port}/hooks/stop`, server.secret);
+  try {
+    for (let i = 0; i < 20; i++) await client.once();
+    const http: number[] = [];
+    const bash: number[] = [];
+    let wrong = 0;
+    for (let i = 0; i < runs; i++) {
+      const h = await client.once();
+      if (!h.text.includes('"decision":"block"')) wrong++;
+      http.push(h.ms);
+      const b = await scriptOnce(stopScript, server.port, server.secret);
+      if (!b.out.includes('"decision":"block"')) wrong++;
+      bash.push(b.ms);
+    }
+    const a = summary(http);
+    const b = summary(bash);
+    const ratio = a.p99 / b.p99;
+    return [
+      `hooks: native HTTP hooks: p99 <= 0.25 x the bash+curl floor: HTTP p50 ${ms(a.p50, 3)} ` +
+      `p99 ${ms(a.p99, 3)}; bash+curl (stop.sh) p50 ${ms(b.p50)} p99 ${ms(b.p99)}; x${runs} ` +
+      `interleaved; ratio ${ratio.toFixed(3)} ${ratio <= 0.25 ? "goal met" : "goal missed"}` +
+      (wrong ? `; ${wrong} answers were not the block (goal missed)` : ""),
+    ];
+  } finally {
+    await client.close();
+    cache.stop();
+    await server.close();
+  }
+}
+
+/** Part 5: what 200 half-sent headers and 200 half-sent bodies do to the server and a hook. */
+async function idleConnectionsBench(): Promise<string[]> {
+  const cache = new ReplyObligationCache({ fetch: () => Promise.resolve([OWED]) });
+  await cache.refresh();
+  const server = startControlServer({ port: 0, callbacks: callbacksFor(cache) });
+  const client = startHttpClient(`http://127.0.0.1:${server.port}/hooks/stop`, server.secret);
+  const conns: Deno.TcpConn[] = [];
+  const rss = () => Deno.memoryUsage().rss / (1024 * 1024);
+  const round = async () => {
+    const samples: number[] = [];
+    for (let i = 0; i < 100; i++) samples.push((await client.once()).ms);
+    return summary(samples);
+  };
+  try {
+    for (let i = 0; i < 20; i++) await client.once();
+    const quiet = await round();
+    const rssBefore = rss();
+    const started = performance.now();
+    conns.push(...await openHalfSent(server.port, 200, { kind: "headers" }));
+    conns.push(...await openHalfSent(server.port, 200, { kind: "body", secret: server.secret }));
+    const counts: string[] = [];
+    const sample = () =>
+      counts.push(
+        `${((performance.now() - started) / 1000).toFixed(1)} s: ${
+          serverConnections(server.port)
+        } (in flight ${server.handler.inFlight})`,
+      );
+    sample();
+    const loaded = await round();
+    sample();
+    await new Promise((r) => setTimeout(r, 2_500 - (performance.now() - started)));
+    sample();
+    await new Promise((r) => setTimeout(r, 5_000 - (performance.now() - started)));
+    sample();
+    const ratio = loaded.p99 / quiet.p99;
+    return [
+      `hooks: 200 half-sent headers + 200 half-sent bodies: server connections ${
+        counts.join(", ")
+      }; RSS +${(rss() - rssBefore).toFixed(1)} MiB (bench process, both ends)`,
+      `hooks: stop round trip with them held open: p50 ${ms(loaded.p50, 3)} p99 ` +
+      `${ms(loaded.p99, 3)} vs quiet p50 ${ms(quiet.p50, 3)} p99 ${ms(quiet.p99, 3)}; ` +
+      `p99 ratio ${ratio.toFixed(2)} (goal <= 1.5) ${ratio <= 1.5 ? "goal met" : "goal missed"}`,
+    ];
+  } finally {
+    closeAll(conns);
+    await client.close();
+    cache.stop();
+    await server.close();
+  }
 }
 
 if (import.meta.main) {

@@ -162,7 +162,10 @@ class ClaudeAdapter implements ProviderAdapter {
     let pluginDir: string | undefined;
     if (this.#plugin) {
       try {
-        pluginDir = await writePlugin(ctx.stateDir);
+        pluginDir = await writePlugin(ctx.stateDir, {
+          transport: ctx.hookTransport ?? "bash",
+          port: Number(ctx.env.AGENT_RELAY_RUNNER_PORT),
+        });
       } catch (error) {
         throw new ClaudeStartError(
           `The Claude hook plugin could not be written: ${errorText(error)}`,

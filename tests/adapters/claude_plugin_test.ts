@@ -8,11 +8,22 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { startControlServer } from "../../src/control/mod.ts";
+import {
+  createControlHandler,
+  generateSecret,
+  HOOK_EVENTS,
+  startControlServer,
+} from "../../src/control/mod.ts";
 import { createPermissionDecider } from "../../src/control/permission_policy.ts";
-import { PLUGIN_DIR_NAME } from "../../src/adapters/claude_plugin.ts";
+import { hooksConfig, PLUGIN_DIR_NAME, writePlugin } from "../../src/adapters/claude_plugin.ts";
 import type { ProviderAdapter } from "../../src/adapters/adapter.ts";
-import { createClaudeSession, message } from "../support/claude_session.ts";
+import { createClaudeSandbox } from "../support/claude_netns.ts";
+import {
+  createClaudeSession,
+  message,
+  MOCK_PORT_INSIDE,
+  MOCK_SOCKET,
+} from "../support/claude_session.ts";
 import { CLAUDE, exists, realTest, responses, SCRIPT, touchScript } from "./claude_real.ts";
 
 /**
@@ -98,11 +109,12 @@ realTest(
         await s.rec.turnEnds(1);
         const stops = control.hooks.filter((h) => h.event === "stop");
         assert.deepEqual(stops.map((h) => h.payload.stop_hook_active), [false, true]);
-        const prompts = s.rec.of("prompt").map((e) => e.text);
-        assert.equal(prompts.length, 1);
-        assert.match(prompts[0] ?? "", /^Stop hook feedback:/);
-        assert.match(prompts[0] ?? "", /STOP-ME where is my answer\?/);
-        assert.match(prompts[0] ?? "", /bob/);
+        // The block's own feedback is not a prompt of the session (issue 14); it reached the
+        // model as the next request's last text.
+        assert.deepEqual(s.rec.of("prompt"), []);
+        const last = s.mock.messageRequests().at(-1)?.lastText ?? "";
+        assert.match(last, /STOP-ME where is my answer\?/);
+        assert.match(last, /bob/);
         // The first answer became a step; the answer to the owed message is the response.
         assert.deepEqual(
           s.rec.of("step").filter((e) => e.kind === "text").map((e) => e.text),
@@ -177,4 +189,209 @@ realTest("with the plugin, stop() resolves after the SessionEnd hook's insight",
       await Deno.remove(stateDir, { recursive: true });
     }
   });
+});
+
+// ---------------------------------------------------------------------------------------------
+// Native HTTP hooks (`hookTransport: "http"`)
+
+realTest(
+  "native HTTP hooks: every event but SessionStart arrives over HTTP; the Stop block works",
+  async () => {
+    const secret = generateSecret();
+    const hooks: { event: string; payload: Record<string, unknown>; agent: string }[] = [];
+    const owed = [{ messageId: 7, from: "bob", body: "STOP-ME where is my answer?" }];
+    let agent = "";
+    const handler = createControlHandler({
+      secret,
+      callbacks: {
+        status: () => ({
+          agentId: "agent-1",
+          provider: "claude",
+          status: "busy",
+          pid: Deno.pid,
+          startedAt: Date.now(),
+          outbox: { pending: 0, poisoned: 0 },
+        }),
+        setStatus: () => {},
+        obligations: {
+          get: () => owed.map((o) => ({ ...o, createdAt: "2026-11-27T12:00:00.000Z" })),
+          refreshedAt: Date.now(),
+        },
+        deliveredThisTurn: () => [1],
+        decidePermission: createPermissionDecider({ policy: "allow" }),
+        onHook: (event, payload) => void hooks.push({ event, payload, agent }),
+      },
+    });
+    const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, (req) => {
+      agent = req.headers.get("user-agent") ?? "";
+      return handler(req);
+    });
+    const stateDir = await Deno.makeTempDir({ prefix: "arr-state-" });
+    const s = await createClaudeSession({
+      script: touchScript(["by-http.txt"]),
+      adapter: { bin: CLAUDE! },
+      context: {
+        stateDir,
+        hookTransport: "http",
+        env: {
+          AGENT_RELAY_RUNNER_PORT: String(server.addr.port),
+          AGENT_RELAY_RUNNER_SECRET: secret,
+          AGENT_RELAY_RUNNER_PID: String(Deno.pid),
+        },
+      },
+    });
+    try {
+      await s.adapter.start();
+      const written = JSON.parse(
+        await Deno.readTextFile(join(stateDir, PLUGIN_DIR_NAME, "hooks", "hooks.json")),
+      );
+      assert.equal(written.hooks.Stop[0].hooks[0].type, "http");
+      assert.ok(
+        !(await Deno.readTextFile(join(stateDir, PLUGIN_DIR_NAME, "hooks", "hooks.json")))
+          .includes(secret),
+        "the secret is not on disk",
+      );
+      await s.adapter.deliver([message(1, "TOUCH-by-http.txt")]);
+      await s.rec.turnEnds(1);
+      assert.ok(await exists(join(s.sandbox.cwd, "by-http.txt")), "allowed over HTTP");
+      const by = (event: string) => hooks.filter((h) => h.event === event);
+      assert.match(by("session-start")[0]?.agent ?? "", /^curl\//, "SessionStart: bash + curl");
+      for (
+        const event of [
+          "user-prompt-submit",
+          "pre-tool-use",
+          "permission-request",
+          "post-tool-use",
+          "stop",
+        ]
+      ) {
+        assert.ok(by(event).length >= 1, `${event} fired`);
+        for (const h of by(event)) assert.doesNotMatch(h.agent, /^curl\//, `${event} over HTTP`);
+      }
+      // The Stop block for bob's message, answered over HTTP: Claude took another turn.
+      assert.deepEqual(by("stop").map((h) => h.payload.stop_hook_active), [false, true]);
+      // The block's reason reached the model as the next request's last text.
+      const last = s.mock.messageRequests().at(-1)?.lastText ?? "";
+      assert.match(last, /STOP-ME where is my answer\?/);
+      assert.match(last, /bob/);
+      assert.equal(s.rec.of("turn-end").length, 1);
+    } finally {
+      await s.close();
+      await server.shutdown();
+      handler.close();
+      await Deno.remove(stateDir, { recursive: true });
+    }
+  },
+);
+
+/** A PING turn over HTTP hooks whose runner `mode` is refused or never answers: it must end. */
+async function turnWithBrokenHooks(mode: "refused" | "hangs"): Promise<number> {
+  const sandbox = await createClaudeSandbox({
+    forwards: [{ port: MOCK_PORT_INSIDE, socket: MOCK_SOCKET }],
+    // refused: nothing listens on the port inside the namespace.
+    bridgeRunnerPort: mode === "hangs",
+  });
+  const releases: Array<() => void> = [];
+  let requests = 0;
+  let hang = true;
+  const hanging = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, () => {
+    requests++;
+    if (!hang) return Response.json({});
+    return new Promise<Response>((resolve) => releases.push(() => resolve(Response.json({}))));
+  });
+  const stateDir = await Deno.makeTempDir({ prefix: "arr-state-" });
+  const s = await createClaudeSession({
+    script: SCRIPT,
+    sandbox,
+    adapter: { bin: CLAUDE! },
+    context: {
+      stateDir,
+      hookTransport: "http",
+      env: {
+        AGENT_RELAY_RUNNER_PORT: String(hanging.addr.port),
+        AGENT_RELAY_RUNNER_SECRET: generateSecret(),
+        AGENT_RELAY_RUNNER_PID: String(Deno.pid),
+      },
+    },
+  });
+  try {
+    await s.adapter.start();
+    const started = performance.now();
+    await s.adapter.deliver([message(1, "PING now")]);
+    await s.rec.turnEnds(1, 60_000);
+    const ms = performance.now() - started;
+    assert.deepEqual(responses(s.rec), ["PONG from mock"]);
+    if (mode === "hangs") assert.ok(requests >= 2, "the HTTP hooks reached the hanging server");
+    else assert.equal(requests, 0);
+    return ms;
+  } finally {
+    hang = false;
+    for (const release of releases) release();
+    await s.close();
+    await hanging.shutdown();
+    await sandbox.cleanup();
+    await Deno.remove(stateDir, { recursive: true });
+  }
+}
+
+realTest("native HTTP hooks: a refused connection never wedges the agent", async () => {
+  await turnWithBrokenHooks("refused");
+});
+
+realTest(
+  "native HTTP hooks: a runner that never answers costs the hook's timeout, no wedge",
+  async () => {
+    const ms = await turnWithBrokenHooks("hangs");
+    // UserPromptSubmit and Stop each wait out their 5 s timeout (hooks.json), then Claude goes on.
+    assert.ok(ms >= 5_000, `the turn took ${ms} ms`);
+  },
+);
+
+Deno.test("writePlugin(http): HTTP hooks to the port with the secret's variable, SessionStart in bash", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const root = await writePlugin(dir, { transport: "http", port: 43123 });
+    const text = await Deno.readTextFile(join(root, "hooks", "hooks.json"));
+    assert.deepEqual(JSON.parse(text), hooksConfig("http", 43123));
+    const config = JSON.parse(text);
+    assert.deepEqual(Object.keys(config.hooks).sort(), Object.values(HOOK_EVENTS).sort());
+    for (const [event, name] of Object.entries(HOOK_EVENTS)) {
+      const [hook] = config.hooks[name][0].hooks;
+      if (name === "SessionStart") {
+        assert.deepEqual(hook, {
+          type: "command",
+          command: "${CLAUDE_PLUGIN_ROOT}/hooks/session-start.sh",
+          timeout: 5,
+        });
+        continue;
+      }
+      assert.deepEqual(hook, {
+        type: "http",
+        url: `http://127.0.0.1:43123/hooks/${event}`,
+        headers: { Authorization: "Bearer $AGENT_RELAY_RUNNER_SECRET" },
+        allowedEnvVars: ["AGENT_RELAY_RUNNER_SECRET"],
+        timeout: 5,
+      });
+    }
+    // The scripts stay (SessionStart, and `--hooks bash` on the next start).
+    assert.ok(await exists(join(root, "hooks", "session-start.sh")));
+    // The bash transport writes the repository's file byte for byte.
+    const bash = await writePlugin(dir);
+    assert.equal(
+      await Deno.readTextFile(join(bash, "hooks", "hooks.json")),
+      await Deno.readTextFile(new URL("../../hooks/hooks/hooks.json", import.meta.url)),
+    );
+    assert.deepEqual(
+      JSON.parse(await Deno.readTextFile(join(bash, "hooks", "hooks.json"))),
+      hooksConfig("bash"),
+    );
+    for (const port of [undefined, 0, 65536, 1.5, NaN]) {
+      await assert.rejects(
+        writePlugin(dir, { transport: "http", ...(port === undefined ? {} : { port }) }),
+        /The HTTP hook plugin needs the control port \(1 to 65535\)/,
+      );
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });

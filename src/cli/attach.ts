@@ -288,16 +288,6 @@ export async function attachCommand(
     show(messageLine(message, agentId));
   };
 
-  note(
-    `attached to ${agentId} (${String(status["provider"] ?? link.info.provider)}), status ${
-      String(status["status"])
-    }; ${
-      relayUrl
-        ? `lines you type go to it from ${parsed.as}`
-        : "no relay URL (--relay-url or AGENT_RELAY_URL): watching the runner only"
-    }; Ctrl-C detaches`,
-  );
-
   let bus: RelayBus | undefined;
   let client: RelayHttpClient | undefined;
   if (relayUrl !== undefined) {
@@ -334,7 +324,21 @@ export async function attachCommand(
       onFatal: (code, message) => note(`the relay closed the bus: ${code} ${message}`, "warn"),
     });
     bus.start();
+    // Nothing said to or by the agent from now on is missed: the observer is on the bus first.
+    const connected = AbortSignal.any([detach, AbortSignal.timeout(5_000)]);
+    await bus.whenConnected({ signal: connected }).catch(() => {
+      if (!detach.aborted) note("the relay's bus is not connected yet: retrying", "warn");
+    });
   }
+  note(
+    `attached to ${agentId} (${String(status["provider"] ?? link.info.provider)}), status ${
+      String(status["status"])
+    }; ${
+      relayUrl
+        ? `lines you type go to it from ${parsed.as}`
+        : "no relay URL (--relay-url or AGENT_RELAY_URL): watching the runner only"
+    }; Ctrl-C detaches`,
+  );
 
   const send = async (line: string) => {
     if (!client) {

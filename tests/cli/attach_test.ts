@@ -123,7 +123,8 @@ Deno.test("attach: at the end of stdin it keeps watching, in plain text; --since
         new WritableStream({ write: (chunk) => void (stdout += decoder.decode(chunk)) }),
       );
       const stderr = new Response(child.stderr).text();
-      await waitFor("the replay", () => /prompt +from user \(#\d+\): before attach/.test(stdout));
+      await waitFor("attach's first line", () => /attached to echo/.test(stdout));
+      assert.match(stdout, /prompt +from user \(#\d+\): before attach\n.*attached to echo/);
 
       // stdin is already at its end (/dev/null): attach is still there to show the next message.
       await poster.post("echo", "after attach");

@@ -5,13 +5,21 @@
  *    same schema with the same pragmas (WAL, synchronous=NORMAL, incremental auto-vacuum);
  *    goal: >= 0.8x raw, flat with depth. Also coalesce enqueues, `durability: "full"`, and the
  *    seed's per-insert `count(*)` re-enacted for contrast.
- * 2. Drain rate to a loopback HTTP receiver (`Deno.serve` on 127.0.0.1, its own thread), with
- *    the default batch (500 events or 1 MiB; and 100 for reference); goal: >= 30k events/s.
- *    Also one POST per event, as the relay's per-message API needs. The median of three runs.
- * 3. Recovery: the receiver is down for 3 s with the default backoff (1 s doubling, cap 60 s);
- *    when it is back, `wake()` is called (as the relay client does on reconnect) and the time to
- *    the first delivery and to the drained queue is measured; goal <= 0.5 s. Without `wake()`,
- *    for reference, the queue waits out the backoff.
+ * 2. Drain to the relay on the real path (issue 18): the runner's mirror entries, sent by the
+ *    runner's transport (`relaySend` over `RelayHttpClient`: `POST /api/batch`) to the
+ *    reference relay (`startDevRelay`, on its own thread as the relay is its own process), with
+ *    the default batch; goal: >= 30k events/s. The in-run baseline: one call per event to the
+ *    same relay. Also the same runner side against a minimal `POST /api/batch` server (what
+ *    the runner side can do whatever the relay costs). Medians of three runs.
+ * 3. Relay back -> queue moving (issue 18): the reference relay's listener closes for 1.5, 3
+ *    and 6 s with 1,000 events queued (the outbox backs off, 1 s doubling); the runner's own
+ *    `Recovery` probe (`GET /health` every 250 to 375 ms while the outbox fails) wakes the
+ *    outbox once the relay answers; goal <= 0.5 s from the relay's return to the first
+ *    delivery.
+ * 4. Stop latency with the database locked (issue 16): another process holds `BEGIN EXCLUSIVE`
+ *    on the outbox file while events are queued one per timer turn, as hooks do; each
+ *    `enqueue`'s latency locked against unlocked in the same run (p99, max); goal: max <= 100
+ *    ms, and every event stored once the lock goes.
  *
  * Run alone with `deno run -A bench/outbox_bench.ts`.
  *
@@ -19,8 +27,13 @@
  */
 import { DatabaseSync } from "node:sqlite";
 import { join } from "node:path";
-import { Outbox, type OutboxRecord, type OutboxSend } from "../src/outbox/mod.ts";
+import { Outbox, type OutboxSend } from "../src/outbox/mod.ts";
 import { SCHEMA_SQL, SQL } from "../src/outbox/store.ts";
+import { RelayHttpClient } from "../src/relay/mod.ts";
+import { mirrorEntry } from "../src/runner/outgoing.ts";
+import { Recovery } from "../src/runner/recovery.ts";
+import { relaySend } from "../src/runner/relay_send.ts";
+import { systemClock } from "../src/util/mod.ts";
 
 /** Options of {@linkcode runOutboxBench} (defaults are the issue's figures). */
 export interface OutboxBenchOptions {
@@ -30,8 +43,10 @@ export interface OutboxBenchOptions {
   depth?: number;
   /** Events drained per drain run (three runs per setting). Default 20,000. */
   drainEvents?: number;
-  /** The outage before the recovery measurement, in ms. Default 3,000. */
+  /** The middle outage of the recovery measurement, in ms (also half and twice it). Default 3,000. */
   outageMs?: number;
+  /** Events queued while the file is locked (and as many unlocked). Default 2,000. */
+  lockedEvents?: number;
 }
 
 const PAYLOAD = {
@@ -227,89 +242,88 @@ async function enqueueSection(dir: string, o: Required<OutboxBenchOptions>): Pro
   return lines;
 }
 
-const RECEIVER_WORKER = `
-self.onmessage = (event) => {
-  const server = Deno.serve(
-    { hostname: "127.0.0.1", port: event.data.port, onListen: () => {} },
-    async (req) => {
-      await req.json();
-      return new Response(null, { status: 204 });
-    },
-  );
+/** A worker thread's module source, as a `Worker` it can run (the relay is its own process). */
+function workerFrom(source: string): Worker {
+  const url = URL.createObjectURL(new Blob([source], { type: "text/javascript" }));
+  const worker = new Worker(url, { type: "module" });
+  URL.revokeObjectURL(url);
+  return worker;
+}
+
+/** Sends `message` to `worker` and resolves with its answer. */
+function ask<T>(worker: Worker, message: unknown): Promise<T> {
+  return new Promise<T>((resolve) => {
+    worker.onmessage = (event) => resolve(event.data as T);
+    worker.postMessage(message);
+  });
+}
+
+const DEV_RELAY_MOD = new URL("../src/dev_relay/mod.ts", import.meta.url).href;
+
+/** The reference relay (`startDevRelay`, in memory) on its own thread; `down` toggles its listener. */
+const RELAY_WORKER = `
+import { startDevRelay } from ${JSON.stringify(DEV_RELAY_MOD)};
+let relay;
+self.onmessage = async ({ data }) => {
+  if (data.start) {
+    relay = await startDevRelay({ port: 0 });
+    self.postMessage({ port: relay.port });
+  } else if (data.down !== undefined) {
+    await relay.admin.setFaults({ down: data.down });
+    self.postMessage({});
+  } else if (data.stop) {
+    await relay.close();
+    self.postMessage({});
+  }
+};
+`;
+
+/** A minimal \`POST /api/batch\` server: reads the items, answers 201 for each. */
+const MINIMAL_WORKER = `
+self.onmessage = () => {
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, async (req) => {
+    const body = await req.json();
+    return Response.json({ results: body.items.map(() => ({ status: 201 })) });
+  });
   self.postMessage({ port: server.addr.port });
   self.onmessage = async () => {
     await server.shutdown();
-    self.postMessage({ stopped: true });
+    self.postMessage({});
   };
 };
 `;
 
-/** The receiver's handle. */
-interface Receiver {
-  port: number;
+/** A relay on its own thread. */
+interface RelayThread {
+  url: string;
+  /** Closes (true) or reopens (false) the listener; resolves once done. */
+  setDown(down: boolean): Promise<void>;
   stop(): Promise<void>;
 }
 
-/**
- * A loopback HTTP receiver (POST a JSON array or object, answer 204) on its own thread, as
- * the relay is its own process: its JSON parsing does not eat the outbox's thread.
- */
-async function startReceiver(port = 0): Promise<Receiver> {
-  const url = URL.createObjectURL(new Blob([RECEIVER_WORKER], { type: "text/javascript" }));
-  const worker = new Worker(url, { type: "module" });
-  URL.revokeObjectURL(url);
-  const next = () =>
-    new Promise<{ port?: number }>((resolve) => {
-      worker.onmessage = (event) => resolve(event.data);
-    });
-  const listening = next();
-  worker.postMessage({ port });
-  const { port: bound } = await listening;
+async function startRelayThread(kind: "reference" | "minimal"): Promise<RelayThread> {
+  const worker = workerFrom(kind === "reference" ? RELAY_WORKER : MINIMAL_WORKER);
+  const { port } = await ask<{ port: number }>(worker, { start: true });
   return {
-    port: bound ?? port,
+    url: `http://127.0.0.1:${port}`,
+    async setDown(down) {
+      await ask(worker, { down });
+    },
     async stop() {
-      const stopped = next();
-      worker.postMessage({ stop: true });
-      await stopped;
+      await ask(worker, { stop: true });
       worker.terminate();
     },
   };
 }
 
-function httpSend(url: () => string, batch: boolean): OutboxSend {
-  const wire = (r: OutboxRecord) => ({
-    ...(r.payload as object),
-    occurredAt: r.occurredAt,
-    idempotencyKey: r.idempotencyKey,
-  });
-  return async (records, { signal }) => {
-    if (batch) {
-      const res = await fetch(`${url()}/batch`, {
-        method: "POST",
-        headers: { "content-type": "application/json" },
-        body: JSON.stringify(records.map(wire)),
-        signal,
-      });
-      await res.body?.cancel();
-      if (!res.ok) throw new Error(`HTTP ${res.status}`);
-      return records.map(() => ({ ok: true as const }));
-    }
-    // One POST per event, in order, stopping at the first failure (as the relay client does).
-    const results: { ok: true }[] = [];
-    for (const record of records) {
-      const res = await fetch(`${url()}/one`, {
-        method: "POST",
-        headers: { "content-type": "application/json" },
-        body: JSON.stringify(wire(record)),
-        signal,
-      });
-      await res.body?.cancel();
-      if (!res.ok) throw new Error(`HTTP ${res.status}`);
-      results.push({ ok: true });
-    }
-    return results;
-  };
+/** The runner's own transport to `url`: `relaySend` over a `RelayHttpClient` (batches when possible). */
+function runnerSend(url: string): OutboxSend {
+  const http = new RelayHttpClient({ baseUrl: url, token: "dev" });
+  return relaySend(http, { agentId: "bench-agent" });
 }
+
+/** A mirror entry as the runner queues it (`kind: "message"`, a session message). */
+const MIRROR = mirrorEntry("response", PAYLOAD.body, { agentId: "bench-agent", provider: "bench" });
 
 async function waitFor(condition: () => boolean, timeoutMs: number): Promise<boolean> {
   const until = performance.now() + timeoutMs;
@@ -320,112 +334,253 @@ async function waitFor(condition: () => boolean, timeoutMs: number): Promise<boo
   return true;
 }
 
-/** Drains `events` queued events through `send`; returns events per second. */
+/** Drains `events` queued mirror entries through `send`; returns events per second. */
 async function drainRate(
   path: string,
   events: number,
-  batchSize: number | undefined,
-  send: OutboxSend,
+  options: { batchSize?: number; send: OutboxSend },
 ): Promise<number> {
   removeDb(path);
   const outbox = new Outbox({
     path,
     agentId: "bench-agent",
-    ...(batchSize === undefined ? {} : { batchSize }),
+    ...(options.batchSize === undefined ? {} : { batchSize: options.batchSize }),
     maxRows: 1_000_000,
-    send,
+    send: options.send,
   });
-  for (let i = 0; i < events; i++) outbox.enqueue({ kind: "session", payload: PAYLOAD });
+  for (let i = 0; i < events; i++) outbox.enqueue({ kind: MIRROR.kind, payload: MIRROR.payload });
   const started = performance.now();
   outbox.start();
-  const done = await waitFor(() => outbox.stats().pending === 0, 60_000);
+  const done = await waitFor(() => outbox.stats().pending === 0, 120_000);
   const elapsed = performance.now() - started;
+  const { poisoned } = outbox.stats();
   await outbox.stop();
   outbox.close();
   removeDb(path);
+  if (poisoned > 0) throw new Error(`the relay refused ${poisoned} bench event(s)`);
   return done ? events / (elapsed / 1000) : 0;
 }
 
+/** The median of three drains. */
+async function medianDrain(
+  path: string,
+  events: number,
+  options: { batchSize?: number; send: () => OutboxSend },
+): Promise<{ rate: number; runs: number[] }> {
+  const runs: number[] = [];
+  for (let run = 0; run < 3; run++) {
+    runs.push(await drainRate(path, events, { ...options, send: options.send() }));
+  }
+  return { rate: median(runs), runs };
+}
+
+const spread = (runs: number[]) => `${fmt(Math.min(...runs))}..${fmt(Math.max(...runs))}`;
+
 async function drainSection(dir: string, o: Required<OutboxBenchOptions>): Promise<string[]> {
   const lines: string[] = [];
-  const receiver = await startReceiver();
-  const url = `http://127.0.0.1:${receiver.port}`;
   const path = join(dir, "drain.sqlite");
+  const relay = await startRelayThread("reference");
   try {
-    for (
-      const [label, batchSize, events, batch] of [
-        ["batches of 100", 100, o.drainEvents, true],
-        ["batches of 500 (default)", undefined, o.drainEvents, true],
-        ["one POST per event", 50, Math.min(o.drainEvents, 3_000), false],
-      ] as const
-    ) {
-      // The median of three runs, each its own fresh file.
-      const rates: number[] = [];
-      for (let run = 0; run < 3; run++) {
-        rates.push(await drainRate(path, events, batchSize, httpSend(() => url, batch)));
-      }
-      const rate = median(rates);
-      const goal = batch && batchSize === undefined
-        ? ` (goal >= 30,000: ${rate >= 30_000 ? "goal met" : "GOAL MISSED"})`
-        : "";
-      lines.push(
-        `  drain to loopback HTTP, ${label.padEnd(24)} ${fmt(rate).padStart(7)} events/s${goal}`,
-      );
-    }
+    const batched = await medianDrain(path, o.drainEvents, { send: () => runnerSend(relay.url) });
+    const single = await medianDrain(path, Math.min(o.drainEvents, 1_000), {
+      batchSize: 1, // one call per event: the path of a relay without POST /api/batch
+      send: () => runnerSend(relay.url),
+    });
+    const goal = batched.rate >= 30_000 ? "goal met" : "goal missed";
+    lines.push(
+      `  drain to the relay (real path): reference relay, runner transport, default batch ` +
+        `${fmt(batched.rate).padStart(7)} events/s (${spread(batched.runs)}), ` +
+        `${(batched.rate / single.rate).toFixed(1)}x one call per event ` +
+        `(${fmt(single.rate)} events/s) (goal >= 30,000: ${goal})`,
+    );
   } finally {
-    await receiver.stop();
+    await relay.stop();
+  }
+  // The same runner side against a relay that does nothing but answer: what the outbox and
+  // the runner's transport can do, whatever the relay costs.
+  const minimal = await startRelayThread("minimal");
+  try {
+    const side = await medianDrain(path, o.drainEvents, { send: () => runnerSend(minimal.url) });
+    lines.push(
+      `  drain, the runner's side alone (a minimal POST /api/batch answering 201 per item) ` +
+        `${fmt(side.rate).padStart(7)} events/s (${spread(side.runs)})`,
+    );
+  } finally {
+    await minimal.stop();
   }
   return lines;
+}
+
+/**
+ * One outage of `outageMs`: the relay's listener closes with 1,000 events queued, the outbox
+ * backs off (1 s doubling); the runner's `Recovery` probe (`GET /health` every 250 to 375 ms
+ * while the outbox has failures) wakes it once the relay answers. Returns ms from the
+ * listener's return to the first delivery, and to the drained queue.
+ */
+async function oneRecovery(
+  path: string,
+  relay: RelayThread,
+  outageMs: number,
+): Promise<{ moving: number; drained: number; failures: number }> {
+  removeDb(path);
+  const http = new RelayHttpClient({ baseUrl: relay.url, token: "dev" });
+  const outbox = new Outbox({
+    path,
+    agentId: "bench-agent",
+    send: relaySend(http, { agentId: "bench-agent" }),
+  });
+  const recovery = new Recovery({
+    clock: systemClock,
+    probe: ({ signal }) => http.probe({ signal }),
+    waiting: () => outbox.stats().consecutiveFailures > 0,
+    wake: () => outbox.wake(),
+  });
+  let movingAt: number | undefined;
+  outbox.onChange((change) => {
+    if (change.reason === "delivered") movingAt ??= performance.now();
+    if (change.reason === "failed") recovery.check();
+  });
+  await relay.setDown(true);
+  for (let i = 0; i < 1_000; i++) outbox.enqueue({ kind: MIRROR.kind, payload: MIRROR.payload });
+  outbox.start();
+  await new Promise((resolve) => setTimeout(resolve, outageMs));
+  const failures = outbox.stats().consecutiveFailures;
+  await relay.setDown(false);
+  const upAt = performance.now();
+  await waitFor(() => movingAt !== undefined, 70_000);
+  const moving = (movingAt ?? performance.now()) - upAt;
+  await waitFor(() => outbox.stats().pending === 0, 70_000);
+  const drained = performance.now() - upAt;
+  recovery.stop();
+  await outbox.stop();
+  outbox.close();
+  removeDb(path);
+  return { moving, drained, failures };
 }
 
 async function recoverySection(dir: string, o: Required<OutboxBenchOptions>): Promise<string[]> {
-  const lines: string[] = [];
-  // Reserve a port, then free it: the receiver is "down" (connection refused) on it.
-  const probe = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (probe.addr as Deno.NetAddr).port;
-  probe.close();
-  const url = `http://127.0.0.1:${port}`;
-  for (const useWake of [true, false]) {
-    const path = join(dir, "recovery.sqlite");
-    removeDb(path);
-    const outbox = new Outbox({
-      path,
-      agentId: "bench-agent",
-      send: httpSend(() => url, true),
-    });
-    for (let i = 0; i < 1_000; i++) outbox.enqueue({ kind: "session", payload: PAYLOAD });
-    let movingAt: number | undefined;
-    outbox.onChange((change) => {
-      if (change.reason === "delivered") movingAt ??= performance.now();
-    });
-    outbox.start();
-    await new Promise((resolve) => setTimeout(resolve, o.outageMs));
-    const failures = outbox.stats().consecutiveFailures;
-    const receiver = await startReceiver(port);
-    const upAt = performance.now();
-    if (useWake) outbox.wake();
-    await waitFor(() => movingAt !== undefined, 70_000);
-    const first = (movingAt ?? performance.now()) - upAt;
-    await waitFor(() => outbox.stats().pending === 0, 70_000);
-    const drained = performance.now() - upAt;
-    await outbox.stop();
-    outbox.close();
-    await receiver.stop();
-    removeDb(path);
-    lines.push(
-      useWake
-        ? `  recovery after a ${
-          o.outageMs / 1000
-        } s outage (${failures} failed attempts), wake(): ` +
-          `moving ${fmt(first)} ms after the relay is back, 1,000 events drained in ` +
-          `${fmt(drained)} ms (goal <= 500 ms: ${first <= 500 ? "goal met" : "GOAL MISSED"})`
-        : `  same without wake() (for contrast): moving ${fmt(first)} ms after the relay is ` +
-          `back (it waits out the backoff)`,
-    );
+  const path = join(dir, "recovery.sqlite");
+  const relay = await startRelayThread("reference");
+  try {
+    const runs = [];
+    for (const factor of [0.5, 1, 2]) {
+      runs.push(await oneRecovery(path, relay, o.outageMs * factor));
+    }
+    const moving = runs.map((r) => r.moving);
+    const worst = Math.max(...moving);
+    return [
+      `  relay back -> queue moving (the runner's probe wakes the outbox), outages of ` +
+      `${o.outageMs / 2000}, ${o.outageMs / 1000} and ${o.outageMs / 500} s ` +
+      `(${runs.map((r) => r.failures).join(", ")} failed attempts): moving ` +
+      `${moving.map((m) => fmt(m)).join(", ")} ms after the relay is back, 1,000 events ` +
+      `drained in ${runs.map((r) => fmt(r.drained)).join(", ")} ms ` +
+      `(goal <= 500 ms: ${worst <= 500 ? "goal met" : "goal missed"})`,
+    ];
+  } finally {
+    await relay.stop();
   }
-  return lines;
 }
 
+/** Holds `BEGIN EXCLUSIVE` on a database file from another process until told to stop. */
+const LOCKER = `
+import { DatabaseSync } from "node:sqlite";
+const db = new DatabaseSync(Deno.args[0], { timeout: 2000 });
+db.exec("BEGIN EXCLUSIVE");
+console.log("locked");
+for await (const chunk of Deno.stdin.readable) if (chunk.includes(10)) break;
+db.exec("COMMIT");
+console.log("unlocked");
+`;
+
+async function lockFromAnotherProcess(path: string) {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["eval", "--ext=ts", LOCKER, path],
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let seen = "";
+  const until = async (line: string) => {
+    while (!seen.includes(`${line}\n`)) {
+      const { value, done } = await reader.read();
+      if (done) throw new Error(`the locking process ended before "${line}"`);
+      seen += value;
+    }
+  };
+  await until("locked");
+  const writer = child.stdin.getWriter();
+  return {
+    async release() {
+      await writer.write(new TextEncoder().encode("\n"));
+      await until("unlocked");
+      await writer.close();
+      await reader.cancel();
+      await child.status;
+    },
+  };
+}
+
+function percentile(values: number[], p: number): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] ?? 0;
+}
+
+/** Enqueue latencies of `count` events at a hook's pace (one per timer turn), in ms. */
+async function enqueueLatencies(outbox: Outbox, count: number): Promise<number[]> {
+  const latencies: number[] = [];
+  for (let i = 0; i < count; i++) {
+    const started = performance.now();
+    outbox.enqueue({ kind: MIRROR.kind, payload: MIRROR.payload });
+    latencies.push(performance.now() - started);
+    await new Promise((resolve) => setTimeout(resolve, 0));
+  }
+  return latencies;
+}
+
+/**
+ * Issue 16's lock: another process holds `BEGIN EXCLUSIVE` on the outbox file while hooks
+ * queue events (one per timer turn, as the control server does for a Stop hook). The
+ * latency of each `enqueue` locked against the same unlocked, in the same run.
+ */
+async function lockedSection(dir: string, o: Required<OutboxBenchOptions>): Promise<string[]> {
+  const path = join(dir, "locked.sqlite");
+  removeDb(path);
+  const outbox = new Outbox({ path, agentId: "bench-agent", maxRows: 1_000_000 });
+  try {
+    const count = o.lockedEvents;
+    const free = await enqueueLatencies(outbox, count);
+    const locker = await lockFromAnotherProcess(path);
+    const lockedAt = performance.now();
+    let locked: number[];
+    let held: number;
+    try {
+      locked = await enqueueLatencies(outbox, count);
+      held = outbox.stats().held;
+    } finally {
+      await locker.release();
+    }
+    const releasedAt = performance.now();
+    const lockedFor = releasedAt - lockedAt;
+    await waitFor(() => outbox.stats().held === 0, 10_000);
+    const storedIn = performance.now() - releasedAt;
+    const stored = outbox.stats().pending;
+    if (stored !== 2 * count) throw new Error(`${2 * count - stored} event(s) lost`);
+    const p99Free = percentile(free, 0.99);
+    const p99Locked = percentile(locked, 0.99);
+    const worst = Math.max(...locked);
+    return [
+      `  Stop latency with the database locked (another process in BEGIN EXCLUSIVE for ` +
+      `${fmt(lockedFor)} ms, ${count} events): enqueue p99 ${p99Locked.toFixed(2)} ms locked ` +
+      `vs ${p99Free.toFixed(2)} ms unlocked (${(p99Locked / p99Free).toFixed(1)}x), max ` +
+      `${worst.toFixed(1)} ms; ${held} held in memory, all stored ${fmt(storedIn)} ms after ` +
+      `the lock went (goal <= 100 ms: ${worst <= 100 ? "goal met" : "goal missed"})`,
+    ];
+  } finally {
+    outbox.close();
+    removeDb(path);
+  }
+}
 /** Runs the outbox benchmark; returns printable lines. */
 export async function runOutboxBench(options: OutboxBenchOptions = {}): Promise<string[]> {
   const o: Required<OutboxBenchOptions> = {
@@ -433,6 +588,7 @@ export async function runOutboxBench(options: OutboxBenchOptions = {}): Promise<
     depth: options.depth ?? 20_000,
     drainEvents: options.drainEvents ?? 20_000,
     outageMs: options.outageMs ?? 3_000,
+    lockedEvents: options.lockedEvents ?? 2_000,
   };
   const dir = await Deno.makeTempDir({ prefix: "outbox_bench_" });
   try {
@@ -446,6 +602,7 @@ export async function runOutboxBench(options: OutboxBenchOptions = {}): Promise<
     lines.push(...await enqueueSection(dir, o));
     lines.push(...await drainSection(dir, o));
     lines.push(...await recoverySection(dir, o));
+    lines.push(...await lockedSection(dir, o));
     return lines;
   } finally {
     await Deno.remove(dir, { recursive: true });

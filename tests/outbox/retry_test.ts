@@ -138,6 +138,7 @@ Deno.test("defect 5: wake() retries the head at once instead of waiting out the 
     assert.ok((outbox.stats().nextAttemptAt ?? 0) - clock.now() >= 30_000, "deep in backoff");
     up = true;
     outbox.wake();
+    assert.equal(outbox.stats().nextAttemptAt, undefined, "no longer backing off");
     await waitFor("the queue to drain", () => outbox.stats().pending === 0);
     assert.equal(calls, before + 1);
     assert.equal(outbox.stats().pending, 0, "delivered with no time passing");

@@ -217,7 +217,9 @@ export async function runControlFuzz(options: FuzzOptions): Promise<FuzzSummary>
       if (path === "/health" && status === 200 && text !== '{"ok":true,"relay":{"auth":"ok"}}') {
         fail(c, `/health said ${text}`);
       }
-      if (path === "/ready" && status === 200 && text !== READY_BODY) fail(c, `/ready said ${text}`);
+      if (path === "/ready" && status === 200 && text !== READY_BODY) {
+        fail(c, `/ready said ${text}`);
+      }
       const actions = calls.filter((k) => ACTIONS.includes(k.name));
       if (status !== 200 && actions.length > 0) {
         fail(c, `answered ${status} but acted: ${actions.map((k) => k.name).join(", ")}`);

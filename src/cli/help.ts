@@ -41,7 +41,7 @@ run options:
                             (default ask-relay, which falls back to deny within the hook budget)
   --token-file PATH         a 0600 file holding the relay token (or AGENT_RELAY_TOKEN_FILE): keeps
                             the token out of every process environment
-  --hooks http|bash         how Claude Code's hooks reach the runner (default bash)
+  --hooks http|bash         how Claude Code's hooks reach the runner (default http)
   --turn-retries N          how often a failed turn is tried again before its messages get a
                             failure reply (0 to 10, default 1)
   --restart-max N           give up (exit 1) when the provider exits more than N times within

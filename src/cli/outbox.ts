@@ -10,7 +10,7 @@
  *
  * @module
  */
-import { parseFlags, resolveOutboxDir, UsageError } from "../config/mod.ts";
+import { parseAgentId, parseFlags, resolveOutboxDir, UsageError } from "../config/mod.ts";
 import {
   inspectOutbox,
   Outbox,
@@ -21,7 +21,7 @@ import {
   type OutboxSnapshot,
   type PoisonedRecord,
 } from "../outbox/mod.ts";
-import { errorText } from "../util/mod.ts";
+import { errorText, escapeText } from "../util/mod.ts";
 
 /** The help text of `agent-relay-runner outbox`. */
 export const OUTBOX_HELP =
@@ -121,7 +121,8 @@ function recordLine(record: OutboxRecord | PoisonedRecord): string {
   if ("poisonedAt" in record) parts.push(`poisonedAt=${iso(record.poisonedAt)}`);
   if (record.lastError !== undefined) parts.push(`error=${JSON.stringify(record.lastError)}`);
   parts.push(`payload=${preview(record.payload)}`);
-  return parts.join(" ");
+  // A kind, key or payload is whatever a caller stored: never let it move the cursor or forge a line.
+  return escapeText(parts.join(" "));
 }
 
 function fileExists(path: string): boolean {
@@ -191,13 +192,7 @@ function runOutboxCommand(
     }
     const str = (name: string) => typeof values[name] === "string" ? values[name] : undefined;
     const agentId = str("agent-id");
-    if (
-      agentId !== undefined &&
-      // deno-lint-ignore no-control-regex
-      (!agentId.trim() || agentId.length > 200 || /[\x00-\x1f\x7f]/.test(agentId))
-    ) {
-      throw new UsageError(`--agent-id "${agentId}" must be 1 to 200 printable characters`);
-    }
+    if (agentId !== undefined) parseAgentId(agentId);
     path = outboxPath(resolveOutboxDir({ agentId, stateDir: str("state-dir") }, env));
     const limitRaw = str("limit");
     if (limitRaw !== undefined) {

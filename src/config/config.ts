@@ -351,7 +351,7 @@ export function resolveRunConfig(args: string[], env: Env): RunConfig {
       } and AGENT_RELAY_TOKEN are both set: use one`,
     );
   }
-  const hooks = oneOf(str("hooks") ?? "bash", ["http", "bash"] as const, "--hooks");
+  const hooks = oneOf(str("hooks") ?? "http", ["http", "bash"] as const, "--hooks");
   if (provider === "command" && rest.length === 0) {
     throw new UsageError(
       "--provider command needs the program after --, e.g. -- ./examples/echo-agent",

@@ -336,12 +336,13 @@ export class OutboxQueue {
     });
     this.#pending -= moved;
     this.#poisoned += moved;
+    const where = operatorFlags(this.#agentId, this.#db.path);
     for (const { record, error } of refusals) {
-      log.fatal(
+      log.error(
         `Outbox event seq=${record.seq} kind=${record.kind} poisoned after ` +
           `${record.attempts + 1} attempt(s), the relay refused it permanently: ${error}. ` +
-          `It is kept: list it with "agent-relay-runner outbox poisoned", retry it with ` +
-          `"agent-relay-runner outbox requeue --seq ${record.seq}"`,
+          `It is kept: list it with "agent-relay-runner outbox poisoned ${where}", retry it with ` +
+          `"agent-relay-runner outbox requeue ${where} --seq ${record.seq}"`,
       );
     }
     this.#changes.notify("poisoned");
@@ -477,4 +478,18 @@ export class OutboxQueue {
     this.#lostFrom = this.#held.close();
     this.#drops.flush();
   }
+}
+
+/**
+ * The flags that point the `outbox` command at this file: `--agent-id` when the file is where
+ * that id's default state dir keeps it, else `--state-dir` (quoted when it holds a space).
+ */
+export function operatorFlags(agentId: string, path: string): string {
+  const parts = path.split("/");
+  const [file, outbox, agent, state] = parts.slice(-4).reverse();
+  if (file === "outbox.sqlite" && outbox === "outbox" && agent === agentId && state === "state") {
+    return `--agent-id ${agentId}`;
+  }
+  const stateDir = parts.slice(0, -2).join("/") || "/";
+  return `--state-dir ${/[\s"'$`\\]/.test(stateDir) ? JSON.stringify(stateDir) : stateDir}`;
 }

@@ -519,6 +519,7 @@ export class Runner {
     return statusSnapshot({
       agentId: this.config.agentId,
       provider: this.config.provider,
+      relayUrl: this.config.relayUrl,
       status: this.#status.status,
       providerPid: this.#provider.adapter?.pid,
       startedAt: this.#startedAt,

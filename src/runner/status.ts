@@ -85,6 +85,8 @@ export function emptyUsage(): Required<Usage> {
 export interface StatusParts {
   agentId: string;
   provider: ProviderName;
+  /** The relay's URL (it holds no credentials: the config refuses any). */
+  relayUrl: string;
   status: AgentStatus;
   providerPid: number | undefined;
   startedAt: number;
@@ -108,6 +110,7 @@ export function statusSnapshot(parts: StatusParts, now: number): StatusSnapshot 
   return {
     agentId: parts.agentId,
     provider: parts.provider,
+    relayUrl: parts.relayUrl,
     status: parts.status,
     pid: parts.providerPid ?? Deno.pid,
     runnerPid: Deno.pid,

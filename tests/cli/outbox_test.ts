@@ -29,12 +29,12 @@ async function withHome(fn: (home: string) => Promise<void>): Promise<void> {
   }
 }
 
-/** An outbox for agent `team/alice` under `home`: 3 pending, 1 poisoned, 2 delivered. */
+/** An outbox for agent `team_alice` under `home`: 3 pending, 1 poisoned, 2 delivered. */
 async function seed(home: string): Promise<string> {
   const path = outboxPath(join(home, "state", "team_alice", "outbox"));
   using outbox = new Outbox({
     path,
-    agentId: "team/alice",
+    agentId: "team_alice",
     batchSize: 1,
     send: (records) =>
       Promise.resolve(
@@ -60,7 +60,7 @@ async function seed(home: string): Promise<string> {
 Deno.test("outbox cli: the path is found as run finds it", () => {
   const env = { AGENT_RELAY_HOME: "/srv/relay", HOME: "/home/u" };
   assert.equal(
-    resolveOutboxDir({ agentId: "team/alice" }, env),
+    resolveOutboxDir({ agentId: "team_alice" }, env),
     "/srv/relay/state/team_alice/outbox",
   );
   assert.equal(
@@ -133,7 +133,7 @@ Deno.test("outbox cli: stats, list and poisoned show the file's contents", async
   await withHome(async (home) => {
     const path = await seed(home);
     const env = { AGENT_RELAY_HOME: home };
-    const stats = await run(["stats", "--agent-id", "team/alice"], env);
+    const stats = await run(["stats", "--agent-id", "team_alice"], env);
     assert.equal(stats.code, 0, stats.stderr);
     assert.match(stats.stdout, new RegExp(`outbox +${path}`));
     assert.match(stats.stdout, /runner +not running/);
@@ -143,24 +143,24 @@ Deno.test("outbox cli: stats, list and poisoned show the file's contents", async
     assert.match(stats.stdout, /dropped +0\n/);
     assert.match(stats.stdout, /last error +\d{4}-\d\d-\d\dT.*Z HTTP 400: body\.to is required/);
 
-    const json = await run(["stats", "--agent-id", "team/alice", "--json"], env);
+    const json = await run(["stats", "--agent-id", "team_alice", "--json"], env);
     const parsed = JSON.parse(json.stdout);
     assert.equal(parsed.pending, 3);
     assert.equal(parsed.poisoned, 1);
     assert.equal(parsed.runnerRunning, false);
 
-    const list = await run(["list", "--agent-id", "team/alice", "--limit", "2"], env);
+    const list = await run(["list", "--agent-id", "team_alice", "--limit", "2"], env);
     assert.equal(list.code, 0);
     const lines = list.stdout.trim().split("\n");
     assert.equal(lines.length, 3);
     assert.match(
       lines[0] ?? "",
-      /^seq=4 kind=insight mode=append attempts=0 occurredAt=\S+Z key=team\/alice:[0-9a-f-]{36} payload=\{"signal":"x"\}$/,
+      /^seq=4 kind=insight mode=append attempts=0 occurredAt=\S+Z key=team_alice:[0-9a-f-]{36} payload=\{"signal":"x"\}$/,
     );
     assert.match(lines[1] ?? "", /^seq=5 kind=state mode=coalesce .*dedupeKey=status/);
     assert.equal(lines[2], "2 of 3 pending event(s) shown");
 
-    const listJson = await run(["list", "--agent-id", "team/alice", "--json"], env);
+    const listJson = await run(["list", "--agent-id", "team_alice", "--json"], env);
     const records = listJson.stdout.trim().split("\n").map((l) => JSON.parse(l));
     assert.deepEqual(records.map((r) => r.payload), [{ signal: "x" }, "s", "three"]);
 
@@ -177,7 +177,7 @@ Deno.test("outbox cli: requeue and purge change the file when the runner is stop
   await withHome(async (home) => {
     await seed(home);
     const env = { AGENT_RELAY_HOME: home };
-    const a = ["--agent-id", "team/alice"];
+    const a = ["--agent-id", "team_alice"];
     assert.equal((await run(["requeue", ...a, "--seq", "9"], env)).code, 1);
     const requeue = await run(["requeue", ...a, "--seq", "2"], env);
     assert.equal(requeue.code, 0, requeue.stderr);
@@ -204,7 +204,7 @@ Deno.test("outbox cli: while a runner holds the outbox, reads work and changes a
   await withHome(async (home) => {
     const path = await seed(home);
     const env = { AGENT_RELAY_HOME: home };
-    const a = ["--agent-id", "team/alice"];
+    const a = ["--agent-id", "team_alice"];
     // The "runner": a real process holding the outbox.
     const child = new Deno.Command(Deno.execPath(), {
       args: ["run", "-A", CHILD, path, "hold"],
@@ -265,7 +265,7 @@ Deno.test("outbox cli: runs as its own program with the exit codes of the contra
         stderr: new TextDecoder().decode(output.stderr),
       };
     };
-    const stats = await runCli(["stats", "--agent-id", "team/alice"]);
+    const stats = await runCli(["stats", "--agent-id", "team_alice"]);
     assert.equal(stats.code, 0, stats.stderr);
     assert.match(stats.stdout, /pending +3\n/);
     const bad = await runCli(["stats"]);
@@ -274,5 +274,20 @@ Deno.test("outbox cli: runs as its own program with the exit codes of the contra
       bad.stderr,
       "agent-relay-runner outbox: missing --agent-id (or --state-dir) to find the outbox\n",
     );
+  });
+});
+
+Deno.test("outbox cli: list never prints a stored control character raw", async () => {
+  await withHome(async (home) => {
+    const path = outboxPath(join(home, "state", "mallory", "outbox"));
+    {
+      using outbox = new Outbox({ path, agentId: "mallory" });
+      outbox.enqueue({ kind: "x\u001b[2Jy", payload: "line\u2028forged\u0000\u009b31m" });
+    }
+    const list = await run(["list", "--agent-id", "mallory"], { AGENT_RELAY_HOME: home });
+    assert.equal(list.code, 0, list.stderr);
+    // deno-lint-ignore no-control-regex
+    assert.doesNotMatch(list.stdout, /[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u2028\u2029]/);
+    assert.match(list.stdout, /kind=x\\u\{1b\}\[2Jy/);
   });
 });

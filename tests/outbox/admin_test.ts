@@ -1,14 +1,16 @@
 /**
- * The operator's operations: poisoned events (FATAL log, requeue) and purge.
+ * The operator's operations: poisoned events (ERROR log with the commands to fix it, requeue)
+ * and purge.
  *
  * @module
  */
 import assert from "node:assert/strict";
+import { operatorFlags } from "../../src/outbox/queue.ts";
 import type { OutboxRecord } from "../../src/outbox/mod.ts";
 import { waitFor } from "../support/wait.ts";
 import { open, TestClock, withDir, withLogs } from "./support.ts";
 
-Deno.test("defect 4: a permanent failure poisons at once, logs FATAL, and can be requeued", async () => {
+Deno.test("defect 4: a permanent failure poisons at once, logs an ERROR with complete commands, and can be requeued", async () => {
   await withLogs(async (entries) => {
     await withDir(async (dir) => {
       const clock = new TestClock();
@@ -39,10 +41,14 @@ Deno.test("defect 4: a permanent failure poisons at once, logs FATAL, and can be
       assert.equal(poisoned?.idempotencyKey, bad.idempotencyKey);
       assert.equal(poisoned?.lastError, "HTTP 400: body.to is required");
       assert.equal(poisoned?.poisonedAt, clock.now());
-      const fatal = entries.filter((e) => e.level === "fatal");
-      assert.equal(fatal.length, 1);
-      assert.match(fatal[0]?.message ?? "", /seq=1 kind=e poisoned .*body\.to is required/);
-      assert.match(fatal[0]?.message ?? "", /outbox requeue --seq 1/);
+      assert.equal(entries.filter((e) => e.level === "fatal").length, 0, "the runner goes on");
+      const errors = entries.filter((e) => e.level === "error" && /poisoned/.test(e.message));
+      assert.equal(errors.length, 1);
+      assert.match(errors[0]?.message ?? "", /seq=1 kind=e poisoned .*body\.to is required/);
+      assert.match(
+        errors[0]?.message ?? "",
+        /"agent-relay-runner outbox requeue --(agent-id|state-dir) \S+ --seq 1"/,
+      );
 
       refuse = false;
       assert.equal(outbox.requeue(99), 0);
@@ -74,4 +80,16 @@ Deno.test("outbox: purge removes one, the poisoned, or everything but what is in
     again.purge({ all: true });
     assert.equal(again.enqueue({ kind: "e" }).seq, 7, "not even after a reopen of an empty file");
   });
+});
+
+Deno.test("outbox: the poisoned-event hint names the agent, or the state dir when it is not the default", () => {
+  assert.equal(
+    operatorFlags("alice", "/h/.agent-relay/state/alice/outbox/outbox.sqlite"),
+    "--agent-id alice",
+  );
+  assert.equal(
+    operatorFlags("alice", "/srv/alice state/outbox/outbox.sqlite"),
+    '--state-dir "/srv/alice state"',
+  );
+  assert.equal(operatorFlags("alice", "/srv/a/outbox/outbox.sqlite"), "--state-dir /srv/a");
 });

@@ -46,7 +46,7 @@ function setup(options: { pages?: PageSource; repliesPerMinute?: number } = {}) 
       const event = readOutgoing({ kind: input.kind, payload: input.payload });
       assert.ok(event, `a well-formed ${input.kind} event`);
       sent.push(event);
-      return { seq: sent.length, idempotencyKey: String(sent.length), coalesced: false };
+      return { seq: sent.length, idempotencyKey: String(sent.length), durable: true };
     },
   });
   const handed: number[][] = [];

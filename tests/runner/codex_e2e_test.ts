@@ -42,6 +42,7 @@ interface World {
   waitFor<T>(
     what: string,
     probe: () => T | undefined | false | Promise<T | undefined | false>,
+    options?: { timeoutMs?: number },
   ): Promise<T>;
 }
 
@@ -71,7 +72,8 @@ async function withRunner(
     runner,
     send: (text, from = "user") => poster.post(AGENT, text, { from }),
     messages: () => relay.admin.state().messages,
-    waitFor: (what, probe) => waitFor(what, probe, { signal: runner.exited, timeoutMs: 15_000 }),
+    waitFor: (what, probe, options = {}) =>
+      waitFor(what, probe, { signal: runner.exited, timeoutMs: options.timeoutMs ?? 15_000 }),
   };
   let failed = false;
   try {
@@ -170,7 +172,8 @@ Deno.test({
 });
 
 Deno.test({
-  name: "e2e codex: a bus interrupt ends a hanging turn and the next message is answered",
+  name:
+    "e2e codex: a bus interrupt ends a hanging turn with a failure reply; the next message is answered",
   ignore: unavailable !== undefined,
   async fn() {
     await withRunner({}, async (w) => {
@@ -198,9 +201,15 @@ Deno.test({
         return r.length > 0 && r;
       });
       assert.equal(reply?.body, "after the interrupt");
-      // The interrupted message was taken in (read) and is not delivered or answered again.
+      // The interrupted message was taken in (read), answered once with a failure reply, and is
+      // not delivered again.
       assert.ok(markedRead(w.relay, first.id));
-      assert.deepEqual(repliesTo(w.relay, first.id), []);
+      const failed = repliesTo(w.relay, first.id);
+      assert.equal(failed.length, 1);
+      assert.deepEqual(failed[0]!.payload, {
+        status: "failed",
+        error: "The turn was interrupted by an operator.",
+      });
       const last = userTexts((await w.sandbox.mock.responsesRequest(1)).body);
       assert.equal(last.at(-1), `[relay message #${second.id} from user]\nagain`);
       assert.equal(last.filter((t) => t.includes(`#${first.id} from user`)).length, 1);
@@ -209,8 +218,7 @@ Deno.test({
 });
 
 Deno.test({
-  name:
-    "e2e codex: a 500 from the model is reported as a failed turn; the next message is answered",
+  name: "e2e codex: a 500 from the model fails the turn; the retry answers the same message",
   ignore: unavailable !== undefined,
   async fn() {
     await withRunner({}, async (w) => {
@@ -226,20 +234,44 @@ Deno.test({
       const errors = sessionMirror(w).filter((m) => m.type === "error");
       assert.equal(errors.length, 1, JSON.stringify(errors));
       assert.match(errors[0]!.body, /^The turn failed: \S/);
-      await w.waitFor(
-        "the error status",
-        () => w.relay.admin.state().statuses.some((s) => s.status === "error"),
-      );
-
-      const second = await w.send("try again");
-      const [reply] = await w.waitFor("the second reply", () => {
-        const r = repliesTo(w.relay, second.id);
+      const [reply] = await w.waitFor("the retry's answer", () => {
+        const r = repliesTo(w.relay, first.id);
         return r.length > 0 && r;
       });
       assert.equal(reply?.body, "recovered");
       assert.ok(markedRead(w.relay, first.id));
-      assert.deepEqual(repliesTo(w.relay, first.id), []);
       await w.waitFor("idle again", () => w.relay.admin.state().statuses.at(-1)?.status === "idle");
+      assert.equal(repliesTo(w.relay, first.id).length, 1, "answered once");
+    });
+  },
+});
+
+Deno.test({
+  name: "e2e codex: a model that keeps failing ends in one failure reply within the retry budget",
+  ignore: unavailable !== undefined,
+  async fn() {
+    await withRunner({}, async (w) => {
+      w.sandbox.mock.enqueue(
+        { type: "error", status: 500, message: "boom" },
+        { type: "error", status: 500, message: "boom again" },
+        { type: "text", text: "too late" },
+      );
+      const first = await w.send("fail twice");
+      const [reply] = await w.waitFor("the failure reply", () => {
+        const r = repliesTo(w.relay, first.id);
+        return r.length > 0 && r;
+      }, { timeoutMs: 90_000 });
+      const payload = reply!.payload as { status: string; error: string };
+      assert.equal(payload.status, "failed");
+      assert.match(payload.error, /\S\.$/);
+      assert.ok(markedRead(w.relay, first.id));
+      const second = await w.send("are you back?");
+      const [next] = await w.waitFor("the next answer", () => {
+        const r = repliesTo(w.relay, second.id);
+        return r.length > 0 && r;
+      }, { timeoutMs: 60_000 });
+      assert.equal(next?.body, "too late");
+      assert.equal(repliesTo(w.relay, first.id).length, 1, "one failure reply, no late answer");
     });
   },
 });

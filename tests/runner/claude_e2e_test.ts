@@ -61,6 +61,10 @@ const SCRIPT: MockScript = {
     },
     { match: "hello-from-tool", reply: [{ text: "The tool said hello." }] },
     { match: "PING", reply: [{ text: "PONG from mock" }] },
+    {
+      match: "MODEL-DOWN",
+      reply: [{ error: { status: 500, type: "api_error", message: "mock outage" } }],
+    },
   ],
   fallback: [{ text: "fallback reply" }],
 };
@@ -77,10 +81,11 @@ interface World {
   close(): Promise<void>;
 }
 
-async function world(): Promise<World> {
+async function world(options: { env?: Record<string, string> } = {}): Promise<World> {
   const relay = await startDevRelay({});
   const sandbox = await createClaudeSandbox({
     forwards: [{ port: MOCK_PORT_INSIDE, socket: MOCK_SOCKET }],
+    ...(options.env ? { env: options.env } : {}),
   });
   const mock = await startMockAnthropic(SCRIPT, { path: join(sandbox.sockets, MOCK_SOCKET) });
   const home = join(sandbox.root, "relay-home");
@@ -257,6 +262,44 @@ Deno.test({
       assert.equal(deliveries.length, 0, "the owed message was not delivered again");
       const laterPrompt = w.mock.messageRequests().at(-1)?.lastText ?? "";
       assert.ok(laterPrompt.includes(`[relay message #${later.id} from user]`), laterPrompt);
+      // Each sender's message shows once as its prompt to the agent; the block's own feedback
+      // text is no prompt.
+      const prompts = mirrorEntries(w.relay, () => true).filter((e) => e.type === "prompt");
+      assert.deepEqual(
+        prompts.filter((e) => e.from === "bob").map((e) => e.body),
+        ["STOP-ME where is my answer?"],
+      );
+      assert.equal(prompts.filter((e) => e.body.includes("Stop hook feedback")).length, 0);
+    } finally {
+      await w.close();
+    }
+  },
+});
+
+Deno.test({
+  name: "e2e claude: a model answering 500 ends in one failure reply within the retry budget",
+  ignore: CLAUDE === undefined,
+  fn: async () => {
+    // Two API retries per turn inside Claude, one turn retry in the runner: six requests.
+    const w = await world({ env: { CLAUDE_CODE_MAX_RETRIES: "2" } });
+    try {
+      await w.startRunner();
+      const sent = await w.send("MODEL-DOWN please");
+      const reply = await waitFor("the failure reply", () => replyTo(w, sent.id), {
+        timeoutMs: 120_000,
+      });
+      const payload = reply.payload as { status: string; error: string };
+      assert.equal(payload.status, "failed");
+      assert.match(payload.error, /500|mock outage/);
+      assert.equal(reply.to, "user");
+      const failed = w.mock.messageRequests().filter((r) => r.lastText?.includes("MODEL-DOWN"));
+      assert.ok(failed.length >= 4, `${failed.length} model requests: the turn was retried`);
+      // The agent is not wedged: the next message is answered.
+      const next = await w.send("PING after the outage");
+      const answer = await waitFor("the next answer", () => replyTo(w, next.id), {
+        timeoutMs: 60_000,
+      });
+      assert.match(answer.body, /PONG from mock/);
     } finally {
       await w.close();
     }

@@ -3,7 +3,7 @@
  * contract's exit code (0 clean stop, 1 runtime failure, 2 bad usage), and loses nothing:
  * random argv, an unwritable log or info dir, a log file that cannot be opened, a corrupt
  * outbox, a second runner on the same state dir, and (as root, where a tmpfs can be mounted)
- * a full or read-only filesystem. tests/cli_test.ts covers the single usage errors.
+ * a full or read-only filesystem; a relay URL with a query or a fragment (issue 16). tests/cli_test.ts covers the single usage errors.
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
@@ -144,6 +144,31 @@ Deno.test("bad input: a loopback relay the sandbox does not grant (127.0.0.2) ex
         /is not on a loopback host .*127\.0\.0\.1, localhost, \[::1\]/,
       );
     }
+  });
+});
+
+Deno.test("bad input: a relay URL with a query or a fragment exits 2 at once, by flag or by AGENT_RELAY_URL", async () => {
+  await withHome("arr-bad-", async (home) => {
+    const args = ["run", "--agent-id", "a", "--provider", "command", "--", "/bin/cat"];
+    for (
+      const url of [
+        "http://127.0.0.1:9/?x",
+        "http://127.0.0.1:9/#y",
+        "http://127.0.0.1:9?",
+        "http://127.0.0.1:9/#",
+      ]
+    ) {
+      for (const how of ["flag", "env"] as const) {
+        const out = await runSandboxed(
+          how === "flag" ? ["run", "--relay-url", url, ...args.slice(1)] : args,
+          { env: { AGENT_RELAY_HOME: home, ...(how === "env" ? { AGENT_RELAY_URL: url } : {}) } },
+        );
+        assert.equal(out.code, 2, `${how} ${url}: ${out.stderr}`);
+        assert.match(oneLine(out.stderr), /query|fragment/, `${how} ${url}`);
+      }
+    }
+    // Nothing started: no runner-info file, no outbox.
+    assert.deepEqual(await Array.fromAsync(Deno.readDir(home)), []);
   });
 });
 

@@ -2,15 +2,17 @@
  * A hostile relay, round 2: one 60 MB message in the unread page. The runner (the real program
  * under its sandbox) must neither run out of memory nor trip on it again: it reads relay answers
  * through a byte limit, refuses that one message with a failure reply to its sender, marks it
- * read, and goes on with the next. Peak RSS is read from /proc.
+ * read, and goes on with the next. Peak RSS is read from /proc. And a relay that serves message
+ * ids that are not positive safe integers, in its unread pages and on its bus: never delivered.
  *
  * @module
  */
 import assert from "node:assert/strict";
-import { ECHO } from "../support/agents.ts";
+import { ECHO, lines, streamAgent } from "../support/agents.ts";
 import { withHome } from "../support/home.ts";
 import { startRunner } from "../support/runner_process.ts";
 import { waitFor } from "../support/wait.ts";
+import { rawMessage, startFakeRelay } from "./support/fake_relay.ts";
 
 const HUGE = 60 * 1024 * 1024;
 const AGENT = "victim";
@@ -133,6 +135,56 @@ Deno.test("hostile relay: a 60 MB message is refused with a failure reply; RSS s
       const peak = peakRssMiB(runner.child.pid);
       assert.ok(peak < 256, `peak RSS ${peak.toFixed(0)} MiB`);
       assert.match(await runner.log(), /message #7 from mallory refused: the message is too large/);
+      assert.equal(await runner.stop(), 0);
+    } finally {
+      await relay.close();
+    }
+  });
+});
+
+Deno.test("hostile relay: poll and bus messages with ids -5, 1e308, 1.5 are never delivered, answered or marked read", async () => {
+  await withHome("arr-hostile-", async (home) => {
+    const relay = startFakeRelay();
+    const bad = [-5, 1e308, 1.5, 0, 2 ** 53];
+    for (const id of bad) relay.addUnread(rawMessage(id, { to: AGENT, body: `bad ${id}` }));
+    relay.addUnread(rawMessage(3, { to: AGENT, body: "good poll" }));
+    try {
+      const runner = startRunner(relay, {
+        agentId: AGENT,
+        home,
+        cwd: home,
+        providerArgs: streamAgent(),
+      });
+      await waitFor("the answer to #3 (the poll)", () => relay.repliesTo(3).length > 0, {
+        signal: runner.exited,
+      });
+      await waitFor("the bus connection", () => relay.busSockets() > 0, { signal: runner.exited });
+      // The bad ones first, then a good one on the same socket: once #4 is answered, the
+      // frames before it were handled.
+      for (const id of ["-5", "1e308", "1.5", "0", "9007199254740992", '"6"']) {
+        relay.push(
+          `{"type":"message.new","message":{"id":${id},"from":"bob","to":"${AGENT}","kind":"chat","body":"bad bus ${id}","createdAt":"${
+            new Date().toISOString()
+          }"}}`,
+        );
+      }
+      relay.push({ type: "message.new", message: rawMessage(4, { to: AGENT, body: "good bus" }) });
+      await waitFor("the answer to #4 (the bus)", () => relay.repliesTo(4).length > 0, {
+        signal: runner.exited,
+      });
+      await runner.settled();
+      assert.deepEqual(
+        await lines(home, "received.txt"),
+        ["3", "4"],
+        "only the good ids delivered",
+      );
+      for (const id of [...bad, 6, "6"]) {
+        assert.deepEqual(relay.repliesTo(id), [], `no reply to ${id}`);
+        assert.ok(!relay.reads.has(id), `${id} not marked read`);
+      }
+      const log = await runner.log();
+      assert.match(log, /skipped a malformed message in the unread list/);
+      assert.match(log, /bus message\.new ignored: malformed message/);
       assert.equal(await runner.stop(), 0);
     } finally {
       await relay.close();

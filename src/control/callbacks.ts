@@ -105,8 +105,12 @@ export interface ControlCallbacks {
     payload: HookPayload,
     context: HookContext,
   ): HookAnswer | void | Promise<HookAnswer | void>;
-  /** `POST /hook-fatal`, after the server logged it FATAL: queue the `hook_fatal` insight. */
-  onHookFatal?(report: HookFatalReport): void;
+  /**
+   * `POST /hook-fatal`, after the server logged it FATAL: queue the `hook_fatal` insight. It
+   * returns (or resolves to) `false` when the report could not be stored durably: the hook then
+   * gets a 503, never an acknowledgement of something that could be lost.
+   */
+  onHookFatal?(report: HookFatalReport): void | boolean | Promise<boolean>;
   /** `GET /metrics`'s runner figures. */
   metrics?(): MetricsSnapshot;
   /**

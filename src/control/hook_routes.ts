@@ -205,12 +205,16 @@ export function hookRoutes(
     const detail = (rawError || "(no detail)").slice(0, 4000);
     stats.hookFatals++;
     log.fatal(`hook ${hookName} failed: ${detail}`);
+    let stored: void | boolean = false;
     try {
-      callbacks.onHookFatal?.({ hook: hookName, error: detail });
+      stored = await callbacks.onHookFatal?.({ hook: hookName, error: detail });
     } catch (error) {
       log.error(`queueing the hook_fatal report failed: ${errorText(error)}`);
     }
     monitor.publish({ type: "hook-fatal", hook: hookName, error: detail });
+    if (stored === false) {
+      return json({ error: "The report could not be stored durably: try again" }, 503);
+    }
     return json({ ok: true });
   };
 

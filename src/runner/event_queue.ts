@@ -6,7 +6,7 @@
  * @module
  */
 import { getLogger } from "../logger.ts";
-import type { Outbox } from "../outbox/mod.ts";
+import type { EnqueueResult, Outbox } from "../outbox/mod.ts";
 import type { ReceiptState } from "../relay/mod.ts";
 import type { Message, TaskStatus } from "../types.ts";
 import { errorText } from "../util/mod.ts";
@@ -51,9 +51,9 @@ export class EventQueue {
    * Queues one event that happened at `at` (epoch ms). `key`: the relay's dedup key, for an
    * event the runner may queue again after a crash.
    */
-  queue(event: Outgoing, at: number = this.#o.now(), key?: string): void {
+  queue(event: Outgoing, at: number = this.#o.now(), key?: string): EnqueueResult | undefined {
     try {
-      this.#outbox?.enqueue({
+      return this.#outbox?.enqueue({
         kind: event.kind,
         payload: event.payload,
         occurredAt: at,
@@ -61,6 +61,7 @@ export class EventQueue {
       });
     } catch (error) {
       log.error(`queueing a ${event.kind} event failed: ${errorText(error)}`);
+      return undefined;
     }
   }
 
@@ -132,8 +133,8 @@ export class EventQueue {
   }
 
   /** An insight from the runner. */
-  insight(signal: string, value: unknown, outcome?: unknown): void {
-    this.queue({
+  insight(signal: string, value: unknown, outcome?: unknown): EnqueueResult | undefined {
+    return this.queue({
       kind: "insight",
       payload: {
         sessionId: this.#o.sessionId(),

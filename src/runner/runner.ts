@@ -331,8 +331,12 @@ export class Runner {
             });
             this.#provider.adapter?.onHook?.(event, payload);
           },
-          onHookFatal: (report) =>
-            this.#events.insight("hook_fatal", { hook: report.hook, error: report.error }),
+          onHookFatal: (report) => {
+            const queued = this.#events.insight("hook_fatal", report);
+            if (!queued || queued.durable) return queued !== undefined;
+            // Held in memory while another process locks the file: acknowledged once stored.
+            return this.#outbox!.whenDurable(queued.seq, { signal: AbortSignal.timeout(1_000) });
+          },
           readiness: () =>
             readiness({
               stopping: this.#stopRequested,

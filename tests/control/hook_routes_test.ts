@@ -156,8 +156,14 @@ Deno.test("POST /hook-fatal logs FATAL and hands the report to the runner", asyn
       },
     });
     const r3 = await handlerFor(throwing)(post("/hook-fatal", { hook: "x", error: "y" }));
-    assert.equal(r3.status, 200, "a failing onHookFatal never bounces back at the hook");
-    await r3.body?.cancel();
+    assert.equal(r3.status, 503, "a report that could not be stored is never acknowledged");
+    assert.match((await r3.json()).error, /could not be stored durably/);
+    for (const [stored, status] of [[true, 200], [false, 503]] as const) {
+      const later = fake({ onHookFatal: () => Promise.resolve(stored) });
+      const r = await handlerFor(later)(post("/hook-fatal", { hook: "x", error: "y" }));
+      assert.equal(r.status, status, `stored ${stored}`);
+      await r.body?.cancel();
+    }
   });
 });
 

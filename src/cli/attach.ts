@@ -31,6 +31,7 @@ import {
   type RunnerLink,
   TARGET_FLAGS,
 } from "./runner_link.ts";
+import { lineWriter } from "./output.ts";
 
 /** The help text of `attach`. */
 export const ATTACH_USAGE =
@@ -71,19 +72,6 @@ export interface AttachCommandOptions {
   /** Detaches when aborted (default: on SIGINT or SIGTERM). */
   signal?: AbortSignal;
   colour?: boolean;
-}
-
-function writer(stream: { writeSync(p: Uint8Array): number }): (line: string) => void {
-  const encoder = new TextEncoder();
-  return (line) => {
-    const bytes = encoder.encode(`${line}\n`);
-    let written = 0;
-    try {
-      while (written < bytes.length) written += stream.writeSync(bytes.subarray(written));
-    } catch {
-      // The terminal is gone.
-    }
-  };
 }
 
 interface AttachArgs {
@@ -229,8 +217,8 @@ export async function attachCommand(
   env: Env,
   options: AttachCommandOptions = {},
 ): Promise<number> {
-  const out = options.stdout ?? writer(Deno.stdout);
-  const err = options.stderr ?? writer(Deno.stderr);
+  const out = options.stdout ?? lineWriter(Deno.stdout);
+  const err = options.stderr ?? lineWriter(Deno.stderr);
   const { values, positionals } = parseFlags(args, FLAGS, "attach");
   if (values["help"] === true) {
     out(ATTACH_USAGE);

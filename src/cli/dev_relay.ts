@@ -8,6 +8,7 @@
 import { type Env, parseFlags, parsePort, UsageError } from "../config/mod.ts";
 import { type DevRelay, startDevRelay } from "../dev_relay/mod.ts";
 import { errorText, escapeText } from "../util/mod.ts";
+import { lineWriter } from "./output.ts";
 
 /** Options of {@linkcode devRelayCommand} (tests). */
 export interface DevRelayCommandOptions {
@@ -41,25 +42,14 @@ Options:
   --permission allow|deny  how permission requests are answered (default deny)
   -h, --help             this text`;
 
-function writer(stream: { writeSync(p: Uint8Array): number }): (line: string) => void {
-  const encoder = new TextEncoder();
-  return (line) => {
-    try {
-      stream.writeSync(encoder.encode(`${line}\n`));
-    } catch {
-      // The stream is gone; nothing else to do.
-    }
-  };
-}
-
 /** Runs `dev-relay`; resolves with the exit code (0 stopped by a signal, 1 failed, 2 usage). */
 export async function devRelayCommand(
   args: string[],
   _env: Env,
   options: DevRelayCommandOptions = {},
 ): Promise<number> {
-  const out = options.stdout ?? writer(Deno.stdout);
-  const rawErr = options.stderr ?? writer(Deno.stderr);
+  const out = options.stdout ?? lineWriter(Deno.stdout);
+  const rawErr = options.stderr ?? lineWriter(Deno.stderr);
   // Everything on stderr is one line with no control character raw (a request's path, an
   // agent id or a file name could carry a terminal escape).
   const err = (line: string) => rawErr(escapeText(line));

@@ -22,6 +22,7 @@ import {
   type PoisonedRecord,
 } from "../outbox/mod.ts";
 import { errorText, escapeText } from "../util/mod.ts";
+import { writer } from "./output.ts";
 
 /** The help text of `agent-relay-runner outbox`. */
 export const OUTBOX_HELP =
@@ -70,15 +71,6 @@ type Command = typeof COMMANDS[number];
 export interface OutboxCommandOptions {
   stdout?: (text: string) => void;
   stderr?: (text: string) => void;
-}
-
-function writer(stream: { writeSync(p: Uint8Array): number }): (text: string) => void {
-  const encoder = new TextEncoder();
-  return (text) => {
-    const bytes = encoder.encode(text);
-    let written = 0;
-    while (written < bytes.length) written += stream.writeSync(bytes.subarray(written));
-  };
 }
 
 function parseWhole(value: string, name: string, min: number): number {

@@ -17,6 +17,7 @@ import { type Env, parseFlags, parseRelayUrl, UsageError } from "../config/mod.t
 import { type Receipt, RelayError, RelayHttpClient } from "../relay/mod.ts";
 import type { Message } from "../types.ts";
 import { type Clock, errorText, escapeText, systemClock } from "../util/mod.ts";
+import { lineWriter } from "./output.ts";
 
 /** Options of {@linkcode sendCommand} (tests). */
 export interface SendCommandOptions {
@@ -54,17 +55,6 @@ Options:
   --wait-reply SECONDS   wait this long for the reply and print it too, showing the
                          message's receipts on stderr meanwhile; a failure reply exits 1
   -h, --help             this text`;
-
-function writer(stream: { writeSync(p: Uint8Array): number }): (line: string) => void {
-  const encoder = new TextEncoder();
-  return (line) => {
-    try {
-      stream.writeSync(encoder.encode(`${line}\n`));
-    } catch {
-      // The stream is gone; nothing else to do.
-    }
-  };
-}
 
 function agentName(value: string | undefined, flag: string): string {
   if (value === undefined) throw new UsageError(`missing required flag ${flag}`);
@@ -171,8 +161,8 @@ export async function sendCommand(
   env: Env,
   options: SendCommandOptions = {},
 ): Promise<number> {
-  const out = options.stdout ?? writer(Deno.stdout);
-  const err = options.stderr ?? writer(Deno.stderr);
+  const out = options.stdout ?? lineWriter(Deno.stdout);
+  const err = options.stderr ?? lineWriter(Deno.stderr);
   let parsed: SendArgs | "help";
   try {
     parsed = parseSendArgs(args, env);

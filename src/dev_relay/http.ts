@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { readLimited } from "../util/mod.ts";
 
 /** The largest request body the relay reads, in bytes. */
 export const MAX_BODY = 1024 * 1024;
@@ -108,32 +109,9 @@ export async function readBody(request: Request, limit = MAX_BODY): Promise<Uint
     await request.body?.cancel().catch(() => {});
     throw tooLarge();
   }
-  if (!request.body) return new Uint8Array();
-  const reader = request.body.getReader();
-  const chunks: Uint8Array[] = [];
-  let total = 0;
-  try {
-    while (true) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      total += value.length;
-      if (total > limit) {
-        chunks.length = 0;
-        await reader.cancel().catch(() => {});
-        throw tooLarge();
-      }
-      chunks.push(value);
-    }
-  } finally {
-    reader.releaseLock();
-  }
-  const bytes = new Uint8Array(total);
-  let at = 0;
-  for (const chunk of chunks) {
-    bytes.set(chunk, at);
-    at += chunk.length;
-  }
-  return bytes;
+  const read = await readLimited(request.body, { limit });
+  if (!read.complete) throw tooLarge();
+  return read.bytes;
 }
 
 /**
@@ -141,7 +119,12 @@ export async function readBody(request: Request, limit = MAX_BODY): Promise<Uint
  * {@linkcode MAX_BODY}), read no further; 400 if not JSON.
  */
 export async function readJson(request: Request, limit = MAX_BODY): Promise<unknown> {
-  const raw = new TextDecoder().decode(await readBody(request, limit));
+  return parseJson(await readBody(request, limit));
+}
+
+/** Body bytes as JSON (none is `{}`), or a 400. */
+export function parseJson(bytes: Uint8Array): unknown {
+  const raw = new TextDecoder().decode(bytes);
   if (raw.trim() === "") return {};
   try {
     return JSON.parse(raw);

@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { readLimited } from "../util/mod.ts";
 import type { OversizedFirst } from "./errors.ts";
 
 /** How many leading bytes of an oversized answer are kept for {@linkcode firstMessageHint}. */
@@ -26,18 +27,6 @@ export interface ReadBoundedOptions {
   prefixBytes?: number;
 }
 
-function concat(chunks: Uint8Array[], total: number, max = total): Uint8Array {
-  const out = new Uint8Array(Math.min(total, max));
-  let at = 0;
-  for (const chunk of chunks) {
-    if (at >= out.length) break;
-    const part = chunk.subarray(0, out.length - at);
-    out.set(part, at);
-    at += part.length;
-  }
-  return out;
-}
-
 /**
  * Reads `response`'s body as text unless it passes `limit` bytes; then cancels the rest and
  * returns its first bytes. A `content-length` over the limit stops the read once the prefix is
@@ -49,30 +38,15 @@ export async function readBounded(
   options: ReadBoundedOptions = {},
 ): Promise<BoundedRead> {
   const prefixBytes = options.prefixBytes ?? HINT_PREFIX_BYTES;
-  const body = response.body;
-  if (!body) return { oversized: false, text: "" };
   const declared = Number(response.headers.get("content-length") ?? "");
   const declaredOver = Number.isFinite(declared) && declared > limit;
-  const reader = body.getReader();
-  const chunks: Uint8Array[] = [];
-  let total = 0;
-  try {
-    while (true) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      chunks.push(value);
-      total += value.length;
-      if (total > limit || (declaredOver && total >= prefixBytes)) {
-        const prefix = concat(chunks, total, prefixBytes);
-        chunks.length = 0;
-        await reader.cancel().catch(() => {});
-        return { oversized: true, prefix: new TextDecoder().decode(prefix) };
-      }
-    }
-  } finally {
-    reader.releaseLock();
-  }
-  return { oversized: false, text: new TextDecoder().decode(concat(chunks, total)) };
+  const read = await readLimited(response.body, {
+    limit,
+    keep: prefixBytes,
+    ...(declaredOver ? { stopAfter: prefixBytes } : {}),
+  });
+  const text = new TextDecoder().decode(read.bytes);
+  return read.complete ? { oversized: false, text } : { oversized: true, prefix: text };
 }
 
 /** Where a JSON string literal starting at `start` (a `"`) ends; -1 when the text ends first. */

@@ -13,3 +13,4 @@ export {
   DEFAULT_BACKOFF,
 } from "./backoff.ts";
 export { escapeText, hasUnsafeText } from "./escape_text.ts";
+export { type LimitedRead, readLimited, type ReadLimitedOptions } from "./read_limited.ts";

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import type { InsightInput, Message } from "../types.ts";
+import type { InsightInput, Message, SendMessageInput } from "../types.ts";
 
 /** A stored insight. */
 export interface StoredInsight extends InsightInput {
@@ -111,18 +111,8 @@ export interface DevRelayState {
   departures: StoredDeparture[];
 }
 
-/** A message to store. */
-export interface NewMessage {
-  from: string;
-  to: string;
-  kind: string;
-  body: string;
-  replyTo?: number;
-  payload?: unknown;
-  taskId?: string;
-  occurredAt?: number;
-  idempotencyKey?: string;
-}
+/** A message to store: the body of `POST /api/messages`, which may also carry a task. */
+export type NewMessage = SendMessageInput & { taskId?: string };
 
 /** An insight to store. */
 export type NewInsight = Omit<StoredInsight, "id" | "createdAt">;

@@ -48,7 +48,7 @@ export function applyMarkRead(ctx: RelayContext, id: number, value: unknown): Ap
   const agentId = requiredText(body, "agentId");
   if (!ctx.store.getMessage(id)) throw new HttpError(404, `message ${id} does not exist`);
   ctx.store.markRead(id, agentId);
-  return { status: 200, body: { ok: true }, note: `#${id} read by ${agentId}` };
+  return { status: 200, body: { ok: true }, note: () => `#${id} read by ${agentId}` };
 }
 
 /** `POST /api/messages` with its body: 201 stored, 200 the original of a repeated key. */
@@ -77,7 +77,8 @@ export function applySend(ctx: RelayContext, value: unknown): Applied {
   const key = text(body, "idempotencyKey", { optional: true, max: 256 });
   if (key !== undefined) input.idempotencyKey = key;
   const { message, created } = ctx.store.addMessage(input);
-  const note = `#${message.id} ${message.from} -> ${message.to} ${message.kind}` +
+  const note = () =>
+    `#${message.id} ${message.from} -> ${message.to} ${message.kind}` +
     `${message.replyTo ? ` reply to #${message.replyTo}` : ""} ${snippet(message.body)}` +
     (created ? "" : " (duplicate key: original returned)");
   return {

@@ -75,6 +75,6 @@ export function applyReceipt(ctx: RelayContext, messageId: number, value: unknow
   return {
     status: created ? 201 : 200,
     body: { receipt: wire(receipt) },
-    note: `#${messageId} ${state} (${agentId})${created ? "" : " (already stored)"}`,
+    note: () => `#${messageId} ${state} (${agentId})${created ? "" : " (already stored)"}`,
   };
 }

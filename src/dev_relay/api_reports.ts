@@ -49,7 +49,7 @@ export function applyTaskStatus(ctx: RelayContext, taskId: string, value: unknow
     agentId,
     ...(body["metadata"] !== undefined ? { metadata: body["metadata"] } : {}),
   });
-  return { status: 200, body: { ok: true }, note: `task ${taskId} ${status} by ${agentId}` };
+  return { status: 200, body: { ok: true }, note: () => `task ${taskId} ${status} by ${agentId}` };
 }
 
 /** `POST /api/insights` with its body: 201 stored, 200 the original of a repeated key. */
@@ -76,6 +76,6 @@ export function applyInsight(ctx: RelayContext, value: unknown): Applied {
   return {
     status: created ? 201 : 200,
     body: { insight },
-    note: `${insight.signal} from ${insight.agentId}${created ? "" : " (duplicate key)"}`,
+    note: () => `${insight.signal} from ${insight.agentId}${created ? "" : " (duplicate key)"}`,
   };
 }

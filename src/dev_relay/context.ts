@@ -53,14 +53,14 @@ export type Route = (
 export interface Applied {
   status: number;
   body: unknown;
-  /** The trace line's detail. */
-  note: string;
+  /** The trace line's detail (made only when a single call answers: a batch never needs it). */
+  note: () => string;
   fanOut?: Message;
 }
 
 /** Answers a single call with what it did: the trace note, the bus push, the JSON. */
 export function answer(ctx: RelayContext, call: RouteCall, applied: Applied): Response {
-  call.note(applied.note);
+  call.note(applied.note());
   if (applied.fanOut) ctx.hub.fanOut(applied.fanOut);
   return json(applied.status, applied.body);
 }

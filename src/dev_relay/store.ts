@@ -5,11 +5,12 @@
  *
  * Every write is one synchronous statement (or a short savepoint), so concurrent requests
  * cannot interleave inside an idempotency check; {@linkcode RelayStore.transaction} runs many
- * writes (a batch) in one transaction.
+ * writes (a batch) in one transaction. Each SQL text is prepared once and its statement kept
+ * (the batch path runs the same few statements thousands of times a second).
  *
  * @module
  */
-import { DatabaseSync } from "node:sqlite";
+import { DatabaseSync, type StatementSync } from "node:sqlite";
 import { createHash, randomBytes } from "node:crypto";
 import type { Message } from "../types.ts";
 import {
@@ -20,6 +21,9 @@ import {
   obligationOf,
   receiptOf,
   type Row,
+  storedInsight,
+  storedMessage,
+  storedReceipt,
   str,
   unjson,
 } from "./store_rows.ts";
@@ -46,6 +50,7 @@ function hashToken(token: string): string {
 export class RelayStore {
   #db: DatabaseSync;
   #now: () => number;
+  #statements = new Map<string, StatementSync>();
 
   /** Opens (and creates) the database at `path` (`:memory:` for none). */
   constructor(path: string, options: { now?: () => number } = {}) {
@@ -54,6 +59,16 @@ export class RelayStore {
     if (path !== ":memory:") this.#db.exec("PRAGMA journal_mode = WAL");
     this.#db.exec("PRAGMA busy_timeout = 2000");
     this.#db.exec(SCHEMA);
+  }
+
+  /** The prepared statement of `sql`, prepared at its first use. */
+  #sql(sql: string): StatementSync {
+    let statement = this.#statements.get(sql);
+    if (!statement) {
+      statement = this.#db.prepare(sql);
+      this.#statements.set(sql, statement);
+    }
+    return statement;
   }
 
   #iso(): string {
@@ -82,14 +97,14 @@ export class RelayStore {
   /** Makes `token` the root token: valid, never expiring; any previous root is forgotten. */
   setRootToken(token: string): void {
     this.#db.exec("DELETE FROM tokens WHERE root = 1");
-    this.#db.prepare(
+    this.#sql(
       "INSERT OR REPLACE INTO tokens (hash, expires_at, issued_at, root) VALUES (?, NULL, ?, 1)",
     ).run(hashToken(token), this.#now());
   }
 
   /** Whether `token` is known and unexpired; and when it expires(d). */
   checkToken(token: string): { check: TokenCheck; expiresAt?: number } {
-    const row = this.#db.prepare("SELECT expires_at FROM tokens WHERE hash = ?").get(
+    const row = this.#sql("SELECT expires_at FROM tokens WHERE hash = ?").get(
       hashToken(token),
     ) as Row | undefined;
     if (!row) return { check: "unknown" };
@@ -102,14 +117,14 @@ export class RelayStore {
   issueToken(ttlMs: number): { token: string; expiresAt: number } {
     const token = `drt_${randomBytes(24).toString("base64url")}`;
     const expiresAt = this.#now() + ttlMs;
-    this.#db.prepare("INSERT INTO tokens (hash, expires_at, issued_at, root) VALUES (?, ?, ?, 0)")
+    this.#sql("INSERT INTO tokens (hash, expires_at, issued_at, root) VALUES (?, ?, ?, 0)")
       .run(hashToken(token), expiresAt, this.#now());
     return { token, expiresAt };
   }
 
   /** Expires every token now (the root token included). */
   expireAllTokens(): void {
-    this.#db.prepare("UPDATE tokens SET expires_at = ?").run(this.#now());
+    this.#sql("UPDATE tokens SET expires_at = ?").run(this.#now());
   }
 
   // -- messages ------------------------------------------------------------------------------
@@ -121,16 +136,21 @@ export class RelayStore {
    */
   addMessage(input: NewMessage): { message: Message; created: boolean } {
     if (input.idempotencyKey !== undefined) {
-      const existing = this.#db.prepare("SELECT * FROM messages WHERE idempotency_key = ?").get(
+      const existing = this.#sql("SELECT * FROM messages WHERE idempotency_key = ?").get(
         input.idempotencyKey,
       ) as Row | undefined;
       if (existing) return { message: messageOf(existing), created: false };
     }
     const createdAt = this.#iso();
-    // A savepoint, not BEGIN: it also nests inside a batch's transaction.
-    this.#db.exec("SAVEPOINT add_message");
+    const obliges = input.kind === "chat" && input.replyTo === undefined;
+    const clears = input.replyTo !== undefined;
+    // One statement is atomic on its own; two need a savepoint (not BEGIN: it also nests
+    // inside a batch's transaction).
+    const savepoint = obliges || clears;
+    if (savepoint) this.#sql("SAVEPOINT add_message").run();
     try {
-      const { lastInsertRowid } = this.#db.prepare(
+      const payloadJson = json(input.payload);
+      const { lastInsertRowid } = this.#sql(
         `INSERT INTO messages
           (sender, recipient, kind, body, reply_to, payload, task_id, occurred_at, created_at,
            idempotency_key)
@@ -141,37 +161,39 @@ export class RelayStore {
         input.kind,
         input.body,
         input.replyTo ?? null,
-        json(input.payload),
+        payloadJson,
         input.taskId ?? null,
         input.occurredAt ?? null,
         createdAt,
         input.idempotencyKey ?? null,
       );
       const id = Number(lastInsertRowid);
-      if (input.kind === "chat" && input.replyTo === undefined) {
-        this.#db.prepare(
+      if (obliges) {
+        this.#sql(
           "INSERT INTO obligations (message_id, agent_id, sender, created_at) VALUES (?, ?, ?, ?)",
         ).run(id, input.to, input.from, createdAt);
       }
-      if (input.replyTo !== undefined) {
-        this.#db.prepare(
+      if (clears) {
+        this.#sql(
           `UPDATE obligations SET cleared_by = ?, cleared_at = ?
            WHERE message_id = ? AND agent_id = ? AND cleared_by IS NULL`,
-        ).run(id, createdAt, input.replyTo, input.from);
+        ).run(id, createdAt, input.replyTo ?? null, input.from);
       }
-      this.#db.exec("RELEASE add_message");
-      const row = this.#db.prepare("SELECT * FROM messages WHERE id = ?").get(id) as Row;
-      return { message: messageOf(row), created: true };
+      if (savepoint) this.#sql("RELEASE add_message").run();
+      // What the row reads back as, without reading it back.
+      return { message: storedMessage(id, input, { createdAt, payloadJson }), created: true };
     } catch (error) {
-      this.#db.exec("ROLLBACK TO add_message");
-      this.#db.exec("RELEASE add_message");
+      if (savepoint) {
+        this.#sql("ROLLBACK TO add_message").run();
+        this.#sql("RELEASE add_message").run();
+      }
       throw error;
     }
   }
 
   /** One message by id. */
   getMessage(id: number): Message | undefined {
-    const row = this.#db.prepare("SELECT * FROM messages WHERE id = ?").get(id) as Row | undefined;
+    const row = this.#sql("SELECT * FROM messages WHERE id = ?").get(id) as Row | undefined;
     return row ? messageOf(row) : undefined;
   }
 
@@ -191,13 +213,13 @@ export class RelayStore {
            SELECT 1 FROM message_reads r WHERE r.message_id = m.id AND r.agent_id = m.recipient)
          ORDER BY m.id LIMIT ?`
       : "SELECT * FROM messages m WHERE recipient = ? AND m.id > ? ORDER BY id LIMIT ?";
-    return (this.#db.prepare(sql).all(agentId, options.after ?? 0, options.limit) as Row[])
+    return (this.#sql(sql).all(agentId, options.after ?? 0, options.limit) as Row[])
       .map(messageOf);
   }
 
   /** Marks a message read by `agentId` (idempotent). */
   markRead(messageId: number, agentId: string): void {
-    this.#db.prepare(
+    this.#sql(
       "INSERT OR IGNORE INTO message_reads (message_id, agent_id, read_at) VALUES (?, ?, ?)",
     ).run(messageId, agentId, this.#iso());
   }
@@ -209,13 +231,12 @@ export class RelayStore {
   addReceipt(
     input: Omit<StoredReceipt, "createdAt">,
   ): { receipt: StoredReceipt; created: boolean } {
-    const find = () =>
-      this.#db.prepare(
-        "SELECT * FROM receipts WHERE message_id = ? AND agent_id = ? AND state = ?",
-      ).get(input.messageId, input.agentId, input.state) as Row | undefined;
-    const existing = find();
+    const existing = this.#sql(
+      "SELECT * FROM receipts WHERE message_id = ? AND agent_id = ? AND state = ?",
+    ).get(input.messageId, input.agentId, input.state) as Row | undefined;
     if (existing) return { receipt: receiptOf(existing), created: false };
-    this.#db.prepare(
+    const createdAt = this.#iso();
+    this.#sql(
       `INSERT INTO receipts (message_id, agent_id, state, at, detail, created_at)
        VALUES (?, ?, ?, ?, ?, ?)`,
     ).run(
@@ -224,21 +245,21 @@ export class RelayStore {
       input.state,
       input.at,
       input.detail ?? null,
-      this.#iso(),
+      createdAt,
     );
-    return { receipt: receiptOf(find() as Row), created: true };
+    return { receipt: storedReceipt(input, createdAt), created: true };
   }
 
   /** A message's receipts, in the order they were stored. */
   receiptsFor(messageId: number): StoredReceipt[] {
-    return (this.#db.prepare("SELECT * FROM receipts WHERE message_id = ? ORDER BY id").all(
+    return (this.#sql("SELECT * FROM receipts WHERE message_id = ? ORDER BY id").all(
       messageId,
     ) as Row[]).map(receiptOf);
   }
 
   /** The open reply obligations of `agentId`, oldest first. */
   openObligations(agentId: string): StoredObligation[] {
-    return (this.#db.prepare(
+    return (this.#sql(
       `SELECT o.*, m.body FROM obligations o JOIN messages m ON m.id = o.message_id
        WHERE o.agent_id = ? AND o.cleared_by IS NULL ORDER BY o.message_id`,
     ).all(agentId) as Row[]).map(obligationOf);
@@ -249,12 +270,13 @@ export class RelayStore {
   /** Stores an insight, or finds the one already stored under its idempotency key. */
   addInsight(input: NewInsight): { insight: StoredInsight; created: boolean } {
     if (input.idempotencyKey !== undefined) {
-      const existing = this.#db.prepare("SELECT * FROM insights WHERE idempotency_key = ?").get(
+      const existing = this.#sql("SELECT * FROM insights WHERE idempotency_key = ?").get(
         input.idempotencyKey,
       ) as Row | undefined;
       if (existing) return { insight: insightOf(existing), created: false };
     }
-    const { lastInsertRowid } = this.#db.prepare(
+    const createdAt = this.#iso();
+    const { lastInsertRowid } = this.#sql(
       `INSERT INTO insights (idempotency_key, session_id, project, agent_id, signal, value,
          outcome, source, occurred_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     ).run(
@@ -267,22 +289,19 @@ export class RelayStore {
       json(input.outcome),
       input.source,
       input.occurredAt,
-      this.#iso(),
+      createdAt,
     );
-    const row = this.#db.prepare("SELECT * FROM insights WHERE id = ?").get(
-      Number(lastInsertRowid),
-    ) as Row;
-    return { insight: insightOf(row), created: true };
+    return { insight: storedInsight(Number(lastInsertRowid), input, createdAt), created: true };
   }
 
   addTaskStatus(input: Omit<StoredTaskStatus, "id" | "createdAt">): void {
-    this.#db.prepare(
+    this.#sql(
       "INSERT INTO task_statuses (task_id, status, agent_id, metadata, created_at) VALUES (?, ?, ?, ?, ?)",
     ).run(input.taskId, input.status, input.agentId, json(input.metadata), this.#iso());
   }
 
   addHeartbeat(input: Omit<StoredHeartbeat, "id" | "createdAt">): void {
-    this.#db.prepare(
+    this.#sql(
       `INSERT INTO heartbeats (agent_id, status, provider, version, pid, host, created_at)
        VALUES (?, ?, ?, ?, ?, ?, ?)`,
     ).run(
@@ -297,12 +316,12 @@ export class RelayStore {
   }
 
   addStatus(input: Omit<StoredStatus, "id" | "receivedAt">): void {
-    this.#db.prepare("INSERT INTO statuses (agent_id, status, at, received_at) VALUES (?, ?, ?, ?)")
+    this.#sql("INSERT INTO statuses (agent_id, status, at, received_at) VALUES (?, ?, ?, ?)")
       .run(input.agentId, input.status, input.at, this.#iso());
   }
 
   addPermissionRequest(input: Omit<StoredPermissionRequest, "id" | "createdAt">): void {
-    this.#db.prepare(
+    this.#sql(
       `INSERT INTO permission_requests
          (agent_id, request_id, provider, tool, input, decision, reason, created_at)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
@@ -319,7 +338,7 @@ export class RelayStore {
   }
 
   addDeparture(agentId: string): void {
-    this.#db.prepare("INSERT INTO departures (agent_id, created_at) VALUES (?, ?)").run(
+    this.#sql("INSERT INTO departures (agent_id, created_at) VALUES (?, ?)").run(
       agentId,
       this.#iso(),
     );
@@ -327,7 +346,7 @@ export class RelayStore {
 
   /** Everything stored, oldest first in each list. */
   state(): DevRelayState {
-    const all = (sql: string) => this.#db.prepare(sql).all() as Row[];
+    const all = (sql: string) => this.#sql(sql).all() as Row[];
     return {
       messages: all("SELECT * FROM messages ORDER BY id").map(messageOf),
       reads: all("SELECT * FROM message_reads ORDER BY read_at, message_id").map((r) => ({

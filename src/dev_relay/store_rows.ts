@@ -4,7 +4,13 @@
  * @module
  */
 import type { Message } from "../types.ts";
-import type { StoredInsight, StoredObligation, StoredReceipt } from "./store_types.ts";
+import type {
+  NewInsight,
+  NewMessage,
+  StoredInsight,
+  StoredObligation,
+  StoredReceipt,
+} from "./store_types.ts";
 
 /** A row as `node:sqlite` returns it. */
 export type Row = Record<string, unknown>;
@@ -99,4 +105,63 @@ export function receiptOf(row: Row): StoredReceipt {
   };
   if (typeof row["detail"] === "string") out.detail = row["detail"];
   return out;
+}
+
+/** A text column as SQLite gives it back: a lone surrogate becomes U+FFFD on the way in. */
+function stored(text: string): string;
+function stored(text: string | undefined): string | null;
+function stored(text: string | undefined): string | null {
+  return text === undefined ? null : text.toWellFormed();
+}
+
+/**
+ * The message a new `messages` row reads back as, from what was inserted (`payloadJson` is the
+ * payload column's text): the same record as {@linkcode messageOf} of the row, without the
+ * read.
+ */
+export function storedMessage(
+  id: number,
+  input: NewMessage,
+  stamp: { createdAt: string; payloadJson: string | null },
+): Message {
+  return messageOf({
+    id,
+    sender: stored(input.from),
+    recipient: stored(input.to),
+    kind: stored(input.kind),
+    body: stored(input.body),
+    reply_to: input.replyTo ?? null,
+    payload: stamp.payloadJson,
+    task_id: stored(input.taskId),
+    created_at: stamp.createdAt,
+  });
+}
+
+/** The insight a new `insights` row reads back as (see {@linkcode storedMessage}). */
+export function storedInsight(id: number, input: NewInsight, createdAt: string): StoredInsight {
+  return insightOf({
+    id,
+    idempotency_key: stored(input.idempotencyKey),
+    session_id: stored(input.sessionId),
+    project: stored(input.project),
+    agent_id: stored(input.agentId),
+    signal: stored(input.signal),
+    value: json(input.value),
+    outcome: json(input.outcome),
+    source: stored(input.source),
+    occurred_at: input.occurredAt,
+    created_at: createdAt,
+  });
+}
+
+/** The receipt a new `receipts` row reads back as (see {@linkcode storedMessage}). */
+export function storedReceipt(input: Omit<StoredReceipt, "createdAt">, createdAt: string) {
+  return receiptOf({
+    message_id: input.messageId,
+    agent_id: stored(input.agentId),
+    state: input.state,
+    at: input.at,
+    detail: stored(input.detail),
+    created_at: createdAt,
+  });
 }

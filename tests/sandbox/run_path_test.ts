@@ -72,18 +72,24 @@ for (const dashes of [["--"], []]) {
     await using home = await tempDir();
     const db = join(home.path, "relay.db");
     const child = spawnMain([...dashes, "dev-relay", "--db", db, "--port", "0"], { task: true });
-    const output = outputOf(child);
-    await waitFor("the database", async () => {
-      try {
-        return (await Deno.stat(db)).size > 0;
-      } catch {
-        return false;
-      }
-    });
+    const stderr = new Response(child.stderr).text();
+    // It prints its URL once it listens, its signal handlers on: stop it only then.
+    let stdout = "";
+    const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+    while (!/^http:\/\/127\.0\.0\.1:\d+\n/.test(stdout)) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      stdout += value;
+    }
+    assert.match(stdout, /^http:\/\/127\.0\.0\.1:\d+\n/);
+    assert.ok((await Deno.stat(db)).isFile);
     child.kill("SIGINT");
-    const out = await output;
-    assert.equal(out.code, 0, out.stderr);
-    assert.doesNotMatch(out.stderr, /Requires/);
+    while (!(await reader.read()).done) {
+      // Drained to the end: it may still write, and a closed pipe would fail it.
+    }
+    const status = await child.status;
+    assert.equal(status.code, 0, await stderr);
+    assert.doesNotMatch(await stderr, /Requires/);
   });
 }
 

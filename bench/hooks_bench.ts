@@ -371,8 +371,43 @@ export async function runHooksBench(options: HooksBenchOptions = {}): Promise<st
   return lines;
 }
 
+/** What {@linkcode measureHttpHooks} measured: p50 and p99 of each path, in ms. */
+export interface HttpHookFigures {
+  http: { p50: number; p99: number };
+  bash: { p50: number; p99: number };
+  /** HTTP p99 / bash+curl p99. */
+  ratio: number;
+  runs: number;
+  /** Answers that were not the expected block. */
+  wrong: number;
+}
+
+/**
+ * Issue 18's first row on its own: `runs` native HTTP hook round trips against as many runs of
+ * the bash + curl `stop.sh`, interleaved, against one control server.
+ */
+export async function measureHttpHooks(runs = 200): Promise<HttpHookFigures> {
+  const stateDir = await Deno.makeTempDir({ prefix: "hooks-bench-" });
+  try {
+    const pluginDir = await writePlugin(stateDir);
+    return await httpHookFigures(join(pluginDir, "hooks", "stop.sh"), runs);
+  } finally {
+    await Deno.remove(stateDir, { recursive: true });
+  }
+}
+
 /** Part 4: native HTTP hook round trips against the bash + curl floor, interleaved. */
 async function httpHookBench(stopScript: string, runs: number): Promise<string[]> {
+  const { http: a, bash: b, ratio, wrong } = await httpHookFigures(stopScript, runs);
+  return [
+    `hooks: native HTTP hooks: p99 <= 0.25 x the bash+curl floor: HTTP p50 ${ms(a.p50, 3)} ` +
+    `p99 ${ms(a.p99, 3)}; bash+curl (stop.sh) p50 ${ms(b.p50)} p99 ${ms(b.p99)}; x${runs} ` +
+    `interleaved; ratio ${ratio.toFixed(3)} ${ratio <= 0.25 ? "goal met" : "goal missed"}` +
+    (wrong ? `; ${wrong} answers were not the block (goal missed)` : ""),
+  ];
+}
+
+async function httpHookFigures(stopScript: string, runs: number): Promise<HttpHookFigures> {
   const cache = new ReplyObligationCache({ fetch: () => Promise.resolve([OWED]) });
   await cache.refresh();
   const server = startControlServer({ port: 0, callbacks: callbacksFor(cache) });
@@ -392,13 +427,7 @@ async function httpHookBench(stopScript: string, runs: number): Promise<string[]
     }
     const a = summary(http);
     const b = summary(bash);
-    const ratio = a.p99 / b.p99;
-    return [
-      `hooks: native HTTP hooks: p99 <= 0.25 x the bash+curl floor: HTTP p50 ${ms(a.p50, 3)} ` +
-      `p99 ${ms(a.p99, 3)}; bash+curl (stop.sh) p50 ${ms(b.p50)} p99 ${ms(b.p99)}; x${runs} ` +
-      `interleaved; ratio ${ratio.toFixed(3)} ${ratio <= 0.25 ? "goal met" : "goal missed"}` +
-      (wrong ? `; ${wrong} answers were not the block (goal missed)` : ""),
-    ];
+    return { http: a, bash: b, ratio: a.p99 / b.p99, runs, wrong };
   } finally {
     await client.close();
     cache.stop();

@@ -376,16 +376,38 @@ async function medianDrain(
 
 const spread = (runs: number[]) => `${fmt(Math.min(...runs))}..${fmt(Math.max(...runs))}`;
 
-async function drainSection(dir: string, o: Required<OutboxBenchOptions>): Promise<string[]> {
-  const lines: string[] = [];
+/** Drain rates to the reference relay (medians of three runs, each run's rate). */
+export interface DrainFigures {
+  /** The runner's transport with the default batch (`POST /api/batch`). */
+  batched: { rate: number; runs: number[] };
+  /** One call per event (batch size 1), the in-run baseline. */
+  single: { rate: number; runs: number[] };
+}
+
+/**
+ * Issue 18's second row: `events` queued mirror entries drained through the runner's transport
+ * to the reference relay on its own thread, three times, and the one-call-per-event baseline.
+ */
+export async function measureDrain(dir: string, events = 20_000): Promise<DrainFigures> {
   const path = join(dir, "drain.sqlite");
   const relay = await startRelayThread("reference");
   try {
-    const batched = await medianDrain(path, o.drainEvents, { send: () => runnerSend(relay.url) });
-    const single = await medianDrain(path, Math.min(o.drainEvents, 1_000), {
+    const batched = await medianDrain(path, events, { send: () => runnerSend(relay.url) });
+    const single = await medianDrain(path, Math.min(events, 1_000), {
       batchSize: 1, // one call per event: the path of a relay without POST /api/batch
       send: () => runnerSend(relay.url),
     });
+    return { batched, single };
+  } finally {
+    await relay.stop();
+  }
+}
+
+async function drainSection(dir: string, o: Required<OutboxBenchOptions>): Promise<string[]> {
+  const lines: string[] = [];
+  const path = join(dir, "drain.sqlite");
+  {
+    const { batched, single } = await measureDrain(dir, o.drainEvents);
     const goal = batched.rate >= 30_000 ? "goal met" : "goal missed";
     lines.push(
       `  drain to the relay (real path): reference relay, runner transport, default batch ` +
@@ -393,8 +415,6 @@ async function drainSection(dir: string, o: Required<OutboxBenchOptions>): Promi
         `${(batched.rate / single.rate).toFixed(1)}x one call per event ` +
         `(${fmt(single.rate)} events/s) (goal >= 30,000: ${goal})`,
     );
-  } finally {
-    await relay.stop();
   }
   // The same runner side against a relay that does nothing but answer: what the outbox and
   // the runner's transport can do, whatever the relay costs.

@@ -71,8 +71,13 @@ export class RelayStore {
     return statement;
   }
 
+  #isoAt = { ms: NaN, text: "" };
+
+  /** The time as ISO-8601 (made once per millisecond: a batch stores many rows in one). */
   #iso(): string {
-    return new Date(this.#now()).toISOString();
+    const ms = this.#now();
+    if (ms !== this.#isoAt.ms) this.#isoAt = { ms, text: new Date(ms).toISOString() };
+    return this.#isoAt.text;
   }
 
   close(): void {
@@ -135,12 +140,6 @@ export class RelayStore {
    * with `replyTo` clears its sender's obligation for that message.
    */
   addMessage(input: NewMessage): { message: Message; created: boolean } {
-    if (input.idempotencyKey !== undefined) {
-      const existing = this.#sql("SELECT * FROM messages WHERE idempotency_key = ?").get(
-        input.idempotencyKey,
-      ) as Row | undefined;
-      if (existing) return { message: messageOf(existing), created: false };
-    }
     const createdAt = this.#iso();
     const obliges = input.kind === "chat" && input.replyTo === undefined;
     const clears = input.replyTo !== undefined;
@@ -150,11 +149,13 @@ export class RelayStore {
     if (savepoint) this.#sql("SAVEPOINT add_message").run();
     try {
       const payloadJson = json(input.payload);
-      const { lastInsertRowid } = this.#sql(
+      // A repeated key inserts nothing (one statement, not a look-up and then an insert).
+      const { changes, lastInsertRowid } = this.#sql(
         `INSERT INTO messages
           (sender, recipient, kind, body, reply_to, payload, task_id, occurred_at, created_at,
            idempotency_key)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT (idempotency_key) DO NOTHING`,
       ).run(
         input.from,
         input.to,
@@ -167,6 +168,13 @@ export class RelayStore {
         createdAt,
         input.idempotencyKey ?? null,
       );
+      if (changes === 0) {
+        if (savepoint) this.#sql("RELEASE add_message").run();
+        const existing = this.#sql("SELECT * FROM messages WHERE idempotency_key = ?").get(
+          input.idempotencyKey ?? null,
+        ) as Row;
+        return { message: messageOf(existing), created: false };
+      }
       const id = Number(lastInsertRowid);
       if (obliges) {
         this.#sql(

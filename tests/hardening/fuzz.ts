@@ -6,7 +6,8 @@
  * deno task fuzz [control] [--seed N] [--count N] [--wire N]   control server fuzz (default)
  * deno task fuzz crash [--seed N] [--runs N]                    kill -9 during a stream
  * deno task fuzz faults [--short]                               relay faults, 60 s outage
- * deno task fuzz all                                            all three, defaults
+ * deno task fuzz round2 [--seed N] [--count N]                  issue 16's attacks, randomized
+ * deno task fuzz all                                            all four, defaults
  * ```
  *
  * - `control`: `--count` (default 200,000) seeded requests in process, then `--wire` (default
@@ -17,6 +18,11 @@
  * - `faults`: the relay down 60 s, 10 s latency, 500s, garbage, bus drops, expired tokens, each
  *   phase followed by its recovery (support/fault_scenario.ts); `--short` runs the suite's
  *   durations. Prints the stop-decision figures for docs/reliability.md.
+ * - `round2`: `--count` (default 2,000) random strings of control, separator and bidi
+ *   characters into every path that logs relay- or provider-supplied text on a real runner (the
+ *   log, stdout and stderr must hold none raw), then as many random method names (`Object`
+ *   members, tokens) and half-sent requests at its control server (never a 5xx, `/health`
+ *   answering, exit 0); support/round2_fuzz.ts.
  *
  * Exit code 0 when every promise held (each message answered once, in relay order, nothing
  * acknowledged lost), 1 otherwise, 2 for bad usage.
@@ -27,6 +33,7 @@ import { parseArgs } from "node:util";
 import { portTarget, runControlFuzz } from "./support/control_fuzz.ts";
 import { runCrashScenario } from "./support/crash_scenario.ts";
 import { LONG_FAULTS, runFaultScenario, SHORT_FAULTS } from "./support/fault_scenario.ts";
+import { fuzzControlMethods, fuzzLogForging } from "./support/round2_fuzz.ts";
 
 // deno-lint-ignore no-console
 const say = (line: string) => console.log(line);
@@ -131,6 +138,26 @@ async function faults(short: boolean): Promise<boolean> {
   return r.problems.length === 0 && r.exitCode === 0 && r.outOfOrder.length === 0;
 }
 
+async function round2(seed: number, count: number): Promise<boolean> {
+  say(`round 2: seed ${seed}, ${count} hostile strings into the log, ${count} control requests`);
+  let ok = true;
+  for (
+    const [what, run] of [
+      ["log forging", fuzzLogForging],
+      ["control methods and half-sent requests", fuzzControlMethods],
+    ] as const
+  ) {
+    const r = await run({ seed, count, timeoutMs: 600_000 });
+    say(
+      `  ${what}: ${r.cases} cases in ${(r.elapsedMs / 1000).toFixed(1)} s; ` +
+        `${JSON.stringify(r.counts)}; ${r.failures.length} failures`,
+    );
+    for (const f of r.failures) say(`    FAIL ${f}`);
+    ok = ok && r.failures.length === 0;
+  }
+  return ok;
+}
+
 if (import.meta.main) {
   let parsed;
   try {
@@ -162,8 +189,11 @@ if (import.meta.main) {
     ok = await crash(seed, int(values.runs, "runs", 100)) && ok;
   }
   if (mode === "faults" || mode === "all") ok = await faults(values.short === true) && ok;
-  if (!["control", "crash", "faults", "all"].includes(mode)) {
-    warn(`fuzz: unknown mode "${mode}" (control, crash, faults or all)`);
+  if (mode === "round2" || mode === "all") {
+    ok = await round2(seed, int(values.count, "count", 2_000)) && ok;
+  }
+  if (!["control", "crash", "faults", "round2", "all"].includes(mode)) {
+    warn(`fuzz: unknown mode "${mode}" (control, crash, faults, round2 or all)`);
     Deno.exit(2);
   }
   say(ok ? "every promise held" : "FAILED");

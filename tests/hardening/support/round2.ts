@@ -177,3 +177,75 @@ export function latencyFigures(values: readonly number[]): {
     max: round(values.length ? Math.max(...values) : NaN),
   };
 }
+
+/** Methods named like members of `Object.prototype` (and of a function). */
+export const OBJECT_MEMBER_METHODS: readonly string[] = [
+  "constructor",
+  "toString",
+  "hasOwnProperty",
+  "valueOf",
+  "isPrototypeOf",
+  "propertyIsEnumerable",
+  "toLocaleString",
+  "__proto__",
+  "__defineGetter__",
+  "__defineSetter__",
+  "__lookupGetter__",
+  "__lookupSetter__",
+  "prototype",
+  "call",
+  "apply",
+  "bind",
+  "length",
+  "name",
+];
+
+/** The routes of the control server, as the contract lists them. */
+export const ROUTES: readonly string[] = [
+  "/hooks/stop",
+  "/hooks/pre-tool-use",
+  "/hooks/permission-request",
+  "/hooks/session-end",
+  "/hook-fatal",
+  "/status",
+  "/reply-obligations",
+  "/log-level",
+  "/health",
+  "/ready",
+  "/metrics",
+  "/monitor",
+];
+
+/** Sends `method path` on a raw socket; returns the status line and the response text. */
+export async function rawRequest(
+  port: number,
+  method: string,
+  path: string,
+  secret?: string,
+): Promise<{ status: number; text: string }> {
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  try {
+    const head = `${method} ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n` +
+      (secret ? `Authorization: Bearer ${secret}\r\n` : "") +
+      `Content-Type: application/json\r\nContent-Length: 2\r\n\r\n{}`;
+    await conn.write(new TextEncoder().encode(head));
+    const chunks: Uint8Array[] = [];
+    const buffer = new Uint8Array(16 * 1024);
+    for (;;) {
+      const n = await conn.read(buffer);
+      if (n === null) break;
+      chunks.push(buffer.slice(0, n));
+    }
+    const text = new TextDecoder().decode(
+      chunks.reduce((a, b) => new Uint8Array([...a, ...b]), new Uint8Array()),
+    );
+    const status = Number(/^HTTP\/1\.1 (\d{3})/.exec(text)?.[1] ?? "0");
+    return { status, text };
+  } finally {
+    try {
+      conn.close();
+    } catch {
+      // Closed by the server.
+    }
+  }
+}

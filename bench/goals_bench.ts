@@ -15,7 +15,6 @@
  *   answering, median of the starts, over the median of `deno run hello.ts` interleaved with
  *   them; goal <= 4x.
  * - `rss`: the same runs' VmRSS once idle (ready, provider idle, 2 s later); goal <= 64 MiB.
- * - `claude` (optional): bench/claude_turn_bench.ts, when the real CLI is there.
  *
  * @module
  */
@@ -217,11 +216,6 @@ async function rssGoal(dir: string): Promise<string[]> {
   ];
 }
 
-async function claudeGoal(dir: string): Promise<string[]> {
-  const { runClaudeTurnBench } = await import("./claude_turn_bench.ts");
-  return await runClaudeTurnBench(dir);
-}
-
 /** The goals, by name, in the table's order. */
 export const GOALS: Record<string, (dir: string) => Promise<string[]>> = {
   hook: () => hookGoal(),
@@ -229,7 +223,6 @@ export const GOALS: Record<string, (dir: string) => Promise<string[]>> = {
   recovery: recoveryGoal,
   launch: launchGoal,
   rss: rssGoal,
-  claude: claudeGoal,
 };
 
 /** Runs the named goals (default: all); returns printable lines. */

@@ -4,7 +4,7 @@
  *
  * - `goals` (the default): issue 18's table, one line per goal ending `goal met` or
  *   `goal missed` (bench/goals_bench.ts); a goal alone: `hook`, `drain`, `recovery`, `launch`,
- *   `rss`, `claude`.
+ *   `rss` (several goals named together share one run: `launch rss` starts the program once).
  * - `hooks`: the control server's hook figures (bench/hooks_bench.ts).
  * - `outbox`: the outbox's figures (bench/outbox_bench.ts).
  * - `all`: goals, hooks and outbox.
@@ -20,16 +20,20 @@ const PARTS: Record<string, () => Promise<string[]>> = {
   hooks: () => runHooksBench(),
   outbox: () => runOutboxBench(),
 };
-for (const goal of Object.keys(GOALS)) PARTS[goal] = () => runGoalsBench([goal]);
-
-const wanted = Deno.args.length === 0
+const args = Deno.args.flatMap((a) => a === "all" ? ["goals", "hooks", "outbox"] : [a]);
+// Goals named one by one run together, as one part (they share the program's starts).
+const goals = args.filter((a) => a in GOALS);
+if (goals.length > 0) PARTS[goals.join(" ")] = () => runGoalsBench(goals);
+const wanted = args.length === 0
   ? ["goals"]
-  : Deno.args.flatMap((a) => a === "all" ? ["goals", "hooks", "outbox"] : [a]);
+  : [...(goals.length > 0 ? [goals.join(" ")] : []), ...args.filter((a) => !(a in GOALS))];
 for (const name of wanted) {
   if (!PARTS[name]) {
     // deno-lint-ignore no-console
     console.error(
-      `unknown benchmark part "${name}"; parts: all, ${Object.keys(PARTS).join(", ")}`,
+      `unknown benchmark part "${name}"; parts: all, goals, hooks, outbox, ${
+        Object.keys(GOALS).join(", ")
+      }`,
     );
     Deno.exit(2);
   }

@@ -1,12 +1,12 @@
 /**
- * The runner's leveled logger, built on LogTape.
+ * The runner's leveled logger.
  *
  * One process serves one agent, so logging is configured once per process with
  * {@linkcode configureLogging}: records go to `session-mirror-<agent>.log` in the log dir, or the
  * `--log-file` (size-rotated: `--log-max-bytes`, `--log-files`), or to stderr (`--log-file -`),
  * as `[ISO-8601] LEVEL [component] message key=value...` lines or JSON lines carrying `time`,
  * `level`, `agentId`, `pid`, `component`, `message` and the record's fields. The level is a
- * mutable value read by a LogTape filter, so {@linkcode setLogLevel} changes it at run time
+ * mutable value read by every call, so {@linkcode setLogLevel} changes it at run time
  * without reconfiguring. Registered secret values and `Bearer <value>` are redacted from every
  * record (ordinary words such as "token" are not). Every control, separator and bidi character
  * is escaped in text lines and written as a `\u` escape in JSON lines, so no record can forge
@@ -16,19 +16,16 @@
  * Modules log through {@linkcode getLogger}; before `configureLogging` runs (in unit tests, for
  * example) records go nowhere.
  *
+ * The file sink is this module's own (append, rotate by size, fsync each record), not a logging
+ * library's: LogTape and its file sink cost every process that imports this module (the
+ * launcher for its level names, the Worker) about 15 MiB of memory and 40 ms of start
+ * (docs/performance.md), for a dispatch and a rotation this module already specified in full.
+ *
  * @module
  */
-import {
-  configureSync,
-  getLogger as getLogTapeLogger,
-  type LogLevel as LogTapeLevel,
-  type LogRecord,
-  resetSync,
-  type Sink,
-} from "@logtape/logtape";
-import { getRotatingFileSink } from "@logtape/file";
 import { dirname, join, resolve } from "node:path";
 import { escapeText } from "./util/mod.ts";
+import { checkNotSymlink, chmodNoFollow } from "./util/mod.ts";
 
 /** The runner's log levels, least severe first. */
 export const LOG_LEVELS = ["debug", "info", "warn", "error", "fatal"] as const;
@@ -38,15 +35,6 @@ export type LogLevel = typeof LOG_LEVELS[number];
 export type LogFormat = "text" | "json";
 
 const RANK: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40, fatal: 50 };
-const FROM_LOGTAPE: Record<LogTapeLevel, LogLevel> = {
-  trace: "debug",
-  debug: "debug",
-  info: "info",
-  warning: "warn",
-  error: "error",
-  fatal: "fatal",
-};
-const ROOT = "agent-relay-runner";
 
 /** Parses a level name (case-insensitive, surrounding blanks ignored); `undefined` if unknown. */
 export function parseLogLevel(value: string | undefined | null): LogLevel | undefined {
@@ -171,20 +159,26 @@ function redactFields(fields: unknown): LogFields | undefined {
   return any ? out : undefined;
 }
 
-function entryOf(record: LogRecord): LogEntry {
-  const raw = record.properties["message"];
-  const text = typeof raw === "string"
-    ? raw
-    : record.message.map((part) => typeof part === "string" ? part : String(part)).join("");
-  const fields = redactFields(record.properties["fields"]);
+/** One record, as a logger call makes it: stamped now, redacted, on one line. */
+function entryOf(
+  component: string,
+  level: LogLevel,
+  text: string,
+  rawFields: LogFields | undefined,
+): LogEntry {
+  const fields = redactFields(rawFields);
   return {
-    at: record.timestamp,
-    level: FROM_LOGTAPE[record.level],
-    component: record.category.slice(1).join(".") || "runner",
+    at: Date.now(),
+    level,
+    component: component || "runner",
     message: oneLine(redact(text)).replace(ANSI, ""),
     ...(fields ? { fields } : {}),
   };
 }
+
+/** Where records go once {@linkcode configureLogging} ran; nowhere before. */
+type Sink = (entry: LogEntry) => void;
+let installed: Sink | undefined;
 
 /** Who is logging: added to every JSON line. Set by {@linkcode configureLogging}. */
 const identity: { agentId: string | undefined; pid: number } = { agentId: undefined, pid: 0 };
@@ -265,21 +259,14 @@ export interface Logger {
 
 /** The logger for one component (`outbox`, `control`, `bus`, ...). */
 export function getLogger(component: string): Logger {
-  const inner = getLogTapeLogger([ROOT, component]);
   const log = (level: LogLevel, message: string, fields?: LogFields) => {
     if (!levelEnabled(level, currentLevel)) return;
-    const props = fields ? { message, fields } : { message };
-    switch (level) {
-      case "debug":
-        return inner.debug("{message}", props);
-      case "info":
-        return inner.info("{message}", props);
-      case "warn":
-        return inner.warn("{message}", props);
-      case "error":
-        return inner.error("{message}", props);
-      case "fatal":
-        return inner.fatal("{message}", props);
+    const sink = installed;
+    if (!sink) return;
+    try {
+      sink(entryOf(component, level, message, fields));
+    } catch {
+      // A log call never throws.
     }
   };
   return {
@@ -378,19 +365,19 @@ export function configureLogging(input: LoggingOptions | LoggingConfig): Logging
   const logFile = options.logFile !== undefined
     ? resolve(options.logFile)
     : join(options.logDir, logFileName(options.agentId));
-  let fileSink: (Sink & Disposable) | undefined;
+  let fileSink: RotatingFile | undefined;
   let fileError: string | undefined;
   try {
     Deno.mkdirSync(dirname(logFile), { recursive: true, mode: 0o700 });
-    fileSink = getRotatingFileSink(logFile, {
+    // A symlink planted at the log file would have log lines appended to its target.
+    checkNotSymlink(logFile);
+    fileSink = openRotatingFile(logFile, {
       maxSize: options.maxBytes ?? DEFAULT_LOG_MAX_BYTES,
-      // LogTape counts rotated files only; ours counts the live one too.
-      maxFiles: Math.max(1, (options.maxFiles ?? DEFAULT_LOG_FILES) - 1),
-      bufferSize: 0,
-      formatter: (record) => format(entryOf(record)),
+      // Rotated files kept: our count includes the live one.
+      rotated: Math.max(1, (options.maxFiles ?? DEFAULT_LOG_FILES) - 1),
     });
     try {
-      Deno.chmodSync(logFile, 0o600);
+      chmodNoFollow(logFile, 0o600);
     } catch {
       // Best effort: the file may be on a filesystem without modes.
     }
@@ -404,19 +391,18 @@ export function configureLogging(input: LoggingOptions | LoggingConfig): Logging
   const keepPrivate = () => {
     try {
       const size = Deno.statSync(logFile).size;
-      if (size < lastSize) Deno.chmodSync(logFile, 0o600);
+      if (size < lastSize) chmodNoFollow(logFile, 0o600);
       lastSize = size;
     } catch {
       // Best effort.
     }
   };
-  const sink: Sink = (record) => {
-    const entry = entryOf(record);
+  const sink: Sink = (entry) => {
     publish(entry);
     let written = false;
     if (fileSink) {
       try {
-        fileSink(record);
+        fileSink.write(format(entry));
         written = true;
         keepPrivate();
       } catch {
@@ -435,9 +421,9 @@ export function configureLogging(input: LoggingOptions | LoggingConfig): Logging
     logFile,
     ...(fileError ? { fileError } : {}),
     close() {
-      resetSync();
+      installed = undefined;
       try {
-        fileSink?.[Symbol.dispose]();
+        fileSink?.close();
       } catch {
         // Already closed.
       }
@@ -457,16 +443,58 @@ function publish(entry: LogEntry): void {
 }
 
 function install(sink: Sink): void {
-  resetSync();
-  configureSync({
-    reset: true,
-    sinks: { main: sink },
-    filters: { level: (record) => levelEnabled(FROM_LOGTAPE[record.level], currentLevel) },
-    loggers: [
-      { category: [ROOT], sinks: ["main"], filters: ["level"], lowestLevel: "trace" },
-      { category: ["logtape", "meta"], sinks: [], lowestLevel: "fatal" },
-    ],
-  });
+  installed = sink;
+}
+
+/** The log file: appended to, fsynced after each record, rotated by size. */
+interface RotatingFile {
+  /** Writes one formatted record (rotating first when it would pass the size); throws. */
+  write(text: string): void;
+  close(): void;
+}
+
+/**
+ * Opens `path` for appending. A record that would take the file past `maxSize` bytes first
+ * rotates it: `path.N-1` -> `path.N` ... `path` -> `path.1`, keeping `rotated` old files (the
+ * oldest is overwritten), then starts a new `path`.
+ */
+function openRotatingFile(
+  path: string,
+  options: { maxSize: number; rotated: number },
+): RotatingFile {
+  const encoder = new TextEncoder();
+  const open = () => Deno.openSync(path, { create: true, append: true });
+  let offset = 0;
+  try {
+    offset = Deno.statSync(path).size;
+  } catch {
+    // A new file.
+  }
+  let file = open();
+  return {
+    write(text) {
+      const bytes = encoder.encode(text);
+      if (offset + bytes.length > options.maxSize) {
+        file.close();
+        for (let i = options.rotated - 1; i > 0; i--) {
+          try {
+            Deno.renameSync(`${path}.${i}`, `${path}.${i + 1}`);
+          } catch {
+            // Not there yet.
+          }
+        }
+        Deno.renameSync(path, `${path}.1`);
+        offset = 0;
+        file = open();
+      }
+      file.writeSync(bytes);
+      file.syncSync();
+      offset += bytes.length;
+    },
+    close() {
+      file.close();
+    },
+  };
 }
 
 /** `--log-file -`: every record to stderr (Docker, journald), nothing rotated. */
@@ -474,10 +502,14 @@ function configureStderr(
   write: (line: string) => void,
   format: (entry: LogEntry) => string,
 ): LoggingHandle {
-  install((record) => {
-    const entry = entryOf(record);
+  install((entry) => {
     publish(entry);
     write(format(entry));
   });
-  return { logFile: "-", close: () => resetSync() };
+  return {
+    logFile: "-",
+    close: () => {
+      installed = undefined;
+    },
+  };
 }

@@ -133,6 +133,8 @@ Deno.test("hostile relay: a 60 MB message is refused with a failure reply; RSS s
           return body?.replyTo === 8 && body.body === "echo: after the huge one";
         }), { signal: runner.exited, timeoutMs: 30_000 });
       const peak = peakRssMiB(runner.child.pid);
+      // deno-lint-ignore no-console
+      console.log(`  figure: peak RSS (VmHWM) ${peak.toFixed(1)} MiB under a 60 MB message`);
       assert.ok(peak < 256, `peak RSS ${peak.toFixed(0)} MiB`);
       assert.match(await runner.log(), /message #7 from mallory refused: the message is too large/);
       assert.equal(await runner.stop(), 0);

@@ -47,7 +47,7 @@ Deno.test("loop: two echo agents, one message: a handful of relay messages in al
       const kinds = after.map((m: Message) =>
         `${m.from}->${m.to} ${m.kind}${m.replyTo ? ` re #${m.replyTo}` : ""}`
       );
-      report(`two echo agents: ${after.length} relay messages (${chats.length} chat) after one`);
+      report(`two echo agents: ${after.length} relay messages after one: ${kinds.join(", ")}`);
       assert.equal(chats.length, 2, `the message and its one answer: ${kinds.join(", ")}`);
       assert.ok(after.length <= 8, `${after.length} relay messages: ${kinds.join(", ")}`);
       // ping's answer to the reply went to its mirror only: no chat back to pong.

@@ -30,9 +30,11 @@ import {
   launch,
   type LaunchPlan,
   outboxGrants,
+  refusePlantedLinks,
   runGrants,
   sendGrants,
   serveWorker,
+  SymlinkError,
 } from "./src/sandbox/mod.ts";
 
 /** The program's own files: read-granted to the Worker (hook sources, modules). */
@@ -76,7 +78,12 @@ function plan(args: string[], env: Env): LaunchPlan | number {
       const config = resolveRunConfig(rest, env);
       try {
         prepareDirs(config);
+        refusePlantedLinks(config);
       } catch (error) {
+        if (error instanceof SymlinkError) {
+          report(error.message);
+          return 2;
+        }
         if (!(error instanceof DirError)) throw error;
         report(error.message);
         return error.name === "UnsafeDirError" ? 2 : 1;

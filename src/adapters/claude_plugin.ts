@@ -16,7 +16,7 @@
  */
 import { dirname, join } from "node:path";
 import { HOOK_EVENTS, type HookEvent } from "../control/mod.ts";
-import { errorText } from "../util/mod.ts";
+import { errorText, SymlinkError } from "../util/mod.ts";
 
 /** Every file of the plugin, relative to its root. */
 export const PLUGIN_FILES: readonly string[] = [
@@ -118,6 +118,11 @@ export async function writePlugin(
       const mode = file.endsWith(".sh") ? 0o700 : 0o600;
       await Deno.writeFile(path, bytes, { mode });
       await Deno.chmod(path, mode);
+    }
+    // A symlink planted at the plugin dir is refused: removing "it" must never reach its target.
+    const existing = await Deno.lstat(target).catch(() => undefined);
+    if (existing?.isSymlink) {
+      throw new SymlinkError(`${target} is a symlink: refusing to replace the plugin through it`);
     }
     await Deno.remove(target, { recursive: true }).catch((error) => {
       if (!(error instanceof Deno.errors.NotFound)) throw error;

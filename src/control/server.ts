@@ -11,6 +11,9 @@ import { json } from "./http.ts";
 import type { MonitorEvent } from "./monitor.ts";
 import { generateSecret } from "./secret.ts";
 
+/** How long closing waits for open connections before it goes on without them. */
+export const CLOSE_GRACE_MS = 1_000;
+
 const log = getLogger("control");
 
 /** Options of {@linkcode startControlServer}: the handler's, plus the port and an optional secret. */
@@ -92,7 +95,19 @@ export function startControlServer(options: ControlServerOptions): ControlServer
     close() {
       closing ??= (async () => {
         handler.close();
-        await server.shutdown();
+        // A graceful shutdown waits for every connection, and a half-sent request's never ends
+        // (Deno keeps it open even after a 408): past the grace, the stop goes on without it.
+        let timer: ReturnType<typeof setTimeout> | undefined;
+        const grace = new Promise<void>((resolve) => {
+          timer = setTimeout(() => {
+            log.warn(
+              `closing the control server: connections still open after ${CLOSE_GRACE_MS} ms, left behind`,
+            );
+            resolve();
+          }, CLOSE_GRACE_MS);
+        });
+        await Promise.race([server.shutdown(), grace]);
+        clearTimeout(timer);
       })();
       return closing;
     },

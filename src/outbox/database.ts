@@ -7,9 +7,9 @@
 import { DatabaseSync, type StatementSync } from "node:sqlite";
 import { dirname } from "node:path";
 import { getLogger } from "../logger.ts";
-import { errorText } from "../util/mod.ts";
+import { checkNotSymlink, chmodNoFollow, errorText } from "../util/mod.ts";
 import { BUSY_TIMEOUT_MS } from "./busy.ts";
-import { acquireOutboxLock, type OutboxLock } from "./lock.ts";
+import { acquireOutboxLock, lockPathFor, type OutboxLock } from "./lock.ts";
 import { checkSchema, metaNumber, metaString, SCHEMA_SQL, SCHEMA_VERSION, SQL } from "./store.ts";
 
 const log = getLogger("outbox");
@@ -80,6 +80,8 @@ export class OutboxDatabase {
    */
   static open(path: string, durability: Durability): OutboxDatabase {
     Deno.mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+    // SQLite follows a planted symlink, and a chmod would change its target: refuse them.
+    for (const file of outboxFiles(path)) checkNotSymlink(file);
     const lock = acquireOutboxLock(path, () => readHolderPid(path));
     let db: DatabaseSync | undefined;
     try {
@@ -89,7 +91,7 @@ export class OutboxDatabase {
         throw new Error(`Cannot open outbox ${path}: ${errorText(error)}`, { cause: error });
       }
       try {
-        Deno.chmodSync(path, 0o600);
+        chmodNoFollow(path, 0o600);
       } catch {
         // Best effort (a file system without modes).
       }
@@ -246,4 +248,9 @@ function setUp(db: DatabaseSync, path: string, durability: Durability): StoredTa
     if (at !== undefined) tally.lastErrorAt = at;
   }
   return tally;
+}
+
+/** Every file SQLite and the lock may open for the outbox at `path`. */
+export function outboxFiles(path: string): string[] {
+  return [path, `${path}-wal`, `${path}-shm`, `${path}-journal`, lockPathFor(path)];
 }

@@ -12,7 +12,7 @@
  * @module
  */
 import { DatabaseSync } from "node:sqlite";
-import { errorText } from "../util/mod.ts";
+import { chmodNoFollow, errorText } from "../util/mod.ts";
 import { isBusy } from "./busy.ts";
 
 /** How long an opener waits for the lock before giving up, in ms (a probe holds it briefly). */
@@ -70,7 +70,7 @@ export function acquireOutboxLock(
     });
   }
   try {
-    Deno.chmodSync(path, 0o600); // SQLite creates it with the process umask.
+    chmodNoFollow(path, 0o600); // SQLite creates it with the process umask.
   } catch {
     // Best effort: a filesystem without modes.
   }

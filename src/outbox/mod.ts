@@ -23,3 +23,4 @@ export {
   type OutboxSnapshot,
   type PoisonedRecord,
 } from "./store.ts";
+export { outboxFiles } from "./database.ts";

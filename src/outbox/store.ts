@@ -14,7 +14,7 @@
  * @module
  */
 import { DatabaseSync, type SQLInputValue } from "node:sqlite";
-import { errorText } from "../util/mod.ts";
+import { checkNotSymlink, errorText } from "../util/mod.ts";
 
 /** The schema version this code reads and writes. */
 export const SCHEMA_VERSION = 1;
@@ -253,6 +253,7 @@ export interface OutboxSnapshot {
  */
 export function inspectOutbox(path: string, options: { limit?: number } = {}): OutboxSnapshot {
   const limit = options.limit ?? 100;
+  checkNotSymlink(path);
   let db: DatabaseSync;
   try {
     db = new DatabaseSync(path, { readOnly: true, timeout: 2_000 });

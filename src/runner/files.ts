@@ -6,7 +6,7 @@
  */
 import type { RunConfig } from "../config/mod.ts";
 import { Outbox, OutboxLockedError, outboxPath, type OutboxSend } from "../outbox/mod.ts";
-import { errorText } from "../util/mod.ts";
+import { errorText, writeFileNoFollow } from "../util/mod.ts";
 
 /** Opens the outbox, with an error that names the file and a likely cause. */
 export function openOutbox(config: RunConfig, send: OutboxSend): Outbox {
@@ -24,9 +24,7 @@ export function openOutbox(config: RunConfig, send: OutboxSend): Outbox {
 }
 
 /** Writes the control secret, readable by its owner only, for operators' `/status` calls. */
-export async function writeSecretFile(path: string, secret: string): Promise<void> {
-  const tmp = `${path}.${Deno.pid}.tmp`;
-  await Deno.writeTextFile(tmp, secret + "\n", { mode: 0o600 });
-  await Deno.chmod(tmp, 0o600);
-  await Deno.rename(tmp, path);
+export function writeSecretFile(path: string, secret: string): void {
+  // A new file renamed into place: a symlink planted at `path` is refused, never followed.
+  writeFileNoFollow(path, secret + "\n", 0o600);
 }

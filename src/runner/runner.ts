@@ -355,13 +355,13 @@ export class Runner {
         },
       });
       addSecret(this.#control.secret);
-      await writeSecretFile(this.#secretFile(), this.#control.secret);
+      writeSecretFile(this.#secretFile(), this.#control.secret);
       this.#outbox.onChange(() => {
         this.#publishOutbox();
         this.#recovery.check();
       });
       this.#recall();
-      await writeRunnerInfo(c.infoFile, {
+      writeRunnerInfo(c.infoFile, {
         pid: Deno.pid,
         agentId: c.agentId,
         provider: c.provider,

@@ -5,8 +5,8 @@
  *
  * @module
  */
-import { dirname, join } from "node:path";
 import type { ProviderName } from "../types.ts";
+import { writeFileNoFollow } from "../util/mod.ts";
 
 /** The runner-info file's content. */
 export interface RunnerInfo {
@@ -23,15 +23,12 @@ export interface RunnerInfo {
 }
 
 /** Writes `info` to `path` atomically with mode 0600. */
-export async function writeRunnerInfo(path: string, info: RunnerInfo): Promise<void> {
-  const tmp = join(dirname(path), `.runner-info.${Deno.pid}.${crypto.randomUUID()}.tmp`);
+export function writeRunnerInfo(path: string, info: RunnerInfo): void {
   const text = JSON.stringify(info, null, 2) + "\n";
   try {
-    await Deno.writeTextFile(tmp, text, { mode: 0o600 });
-    await Deno.chmod(tmp, 0o600);
-    await Deno.rename(tmp, path);
+    // A new file renamed into place: a symlink planted at `path` is refused, never followed.
+    writeFileNoFollow(path, text, 0o600);
   } catch (error) {
-    await Deno.remove(tmp).catch(() => {});
     throw new Error(
       `Writing the runner-info file ${path} failed: ${
         error instanceof Error ? error.message : error

@@ -5,6 +5,7 @@
  * @module
  */
 import { join } from "node:path";
+import { writeFileNoFollow } from "../util/mod.ts";
 
 /** Saved session state. */
 export interface SavedSession {
@@ -33,10 +34,8 @@ export function loadSession(stateDir: string, provider: string): string | undefi
 /** Saves (atomically, 0600) the id for `provider`. */
 export function saveSession(stateDir: string, provider: string, id: string): void {
   const path = pathOf(stateDir);
-  const tmp = `${path}.${Deno.pid}.tmp`;
   const saved: SavedSession = { provider, id, savedAt: Date.now() };
-  Deno.writeTextFileSync(tmp, JSON.stringify(saved) + "\n", { mode: 0o600 });
-  Deno.renameSync(tmp, path);
+  writeFileNoFollow(path, JSON.stringify(saved) + "\n", 0o600);
 }
 
 /** Forgets the saved id. */

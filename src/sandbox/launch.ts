@@ -7,7 +7,7 @@
  * @module
  */
 import type { Grants, SandboxPermissions } from "./grants.ts";
-import { SymlinkError } from "./no_follow.ts";
+import { errorText, SymlinkError } from "../util/mod.ts";
 import { pidfilePath, readPidfile, recordIsLive, removePidfile, writePidfile } from "./pidfile.ts";
 import { sweepRun } from "./processes.ts";
 import { runInWorker } from "./worker_host.ts";
@@ -69,9 +69,13 @@ export async function launch(
       owned = true;
     }
   } catch (error) {
-    if (!(error instanceof SymlinkError)) throw error;
-    report(`agent-relay-runner: ${error.message}`);
-    return 2;
+    if (error instanceof SymlinkError) {
+      report(`agent-relay-runner: ${error.message}`);
+      return 2;
+    }
+    // A full disk, a read-only filesystem...: one line, exit 1, never a stack trace.
+    report(`agent-relay-runner: cannot write the pidfile ${pidfile}: ${errorText(error)}`);
+    return 1;
   }
   try {
     return await runInWorker(workerUrl, permissions, { ...start, config: plan.run.config }, {

@@ -31,8 +31,9 @@ export {
   openNoFollow,
   SymlinkError,
   writeFileNoFollow,
-} from "./no_follow.ts";
+} from "../util/mod.ts";
 export { PIDFILE_NAME, pidfilePath, type PidRecord, readPidfile } from "./pidfile.ts";
+export { refusePlantedLinks, runFiles } from "./run_files.ts";
 export {
   endProcesses,
   findRunProcesses,

@@ -6,7 +6,7 @@
  * @module
  */
 import { join } from "node:path";
-import { checkNotSymlink, openNoFollow, writeFileNoFollow } from "./no_follow.ts";
+import { checkNotSymlink, openNoFollow, writeFileNoFollow } from "../util/mod.ts";
 import { isAlive, processStartTime } from "./processes.ts";
 
 /** The pidfile's name in the state dir. */

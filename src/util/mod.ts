@@ -14,3 +14,10 @@ export {
 } from "./backoff.ts";
 export { escapeText, hasUnsafeText } from "./escape_text.ts";
 export { type LimitedRead, readLimited, type ReadLimitedOptions } from "./read_limited.ts";
+export {
+  checkNotSymlink,
+  chmodNoFollow,
+  openNoFollow,
+  SymlinkError,
+  writeFileNoFollow,
+} from "./no_follow.ts";

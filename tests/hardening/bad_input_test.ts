@@ -470,7 +470,10 @@ Deno.test({
       await fill(mnt);
       const out = await runOnStateDir(home, join(mnt, "state"));
       assert.equal(out.code, 1, out.stderr);
-      assert.match(oneLine(out.stderr), /^agent-relay-runner: (cannot start|state dir)/);
+      assert.match(
+        oneLine(out.stderr),
+        /^agent-relay-runner: (cannot start|state dir|cannot write the pidfile .*No space left)/,
+      );
       await assert.rejects(Deno.stat(join(mnt, "state", "runner-info.json")));
     });
   },

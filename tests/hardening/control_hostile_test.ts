@@ -136,15 +136,13 @@ Deno.test("control server: 200 idle half-sent requests over the real port; the r
 });
 
 /**
- * Found by this suite (issue 16 round 2), not fixed yet: `src/control/server.ts` `close()` awaits
+ * Found by this suite (issue 16 round 2), fixed in `src/control/server.ts`: `close()` awaited
  * `server.shutdown()`, which waits for every open connection, and a half-sent request never
- * completes (a half-sent body, even one already answered 408 or 401); the runner's teardown awaits it before closing the outbox, so SIGTERM never ends
- * the run (12 s and more with a 4 s stop budget; it ends the moment the clients go away). Runs
- * with `ARR_KNOWN_BUGS=1` until the fix lands; then drop the `ignore`.
+ * completes (a half-sent body, even one already answered 408 or 401), so SIGTERM never ended the
+ * run. Closing now waits at most `CLOSE_GRACE_MS` for them.
  */
 Deno.test({
-  name: "bug: a graceful stop ends within its budget while half-sent requests stay open",
-  ignore: Deno.env.get("ARR_KNOWN_BUGS") !== "1",
+  name: "control: a graceful stop ends within its budget while half-sent requests stay open",
   fn: async () => {
     await withHome("arr-control-", async (home) => {
       const relay = await startDevRelay({ port: 0 });

@@ -5,17 +5,14 @@
  * @module
  */
 import { join } from "node:path";
-import { APP_DIR, LAUNCH_ENV, launcherFlags } from "../../scripts/sandbox.ts";
+import { APP_DIR, launcherFlags } from "../../scripts/sandbox.ts";
+import { childEnv, MAIN, type RunOutput } from "../support/run_main.ts";
 
-/** main.ts. */
-export const MAIN: string = join(APP_DIR, "main.ts");
+export { waitFor } from "../support/wait.ts";
+export { childEnv, MAIN };
 
 /** A finished child's exit code and output. */
-export interface Output {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
+export type Output = RunOutput;
 
 /** Options of {@linkcode spawnMain}. */
 export interface SpawnOptions {
@@ -27,17 +24,6 @@ export interface SpawnOptions {
   task?: boolean;
 }
 
-/** The environment a child gets: only PATH, HOME, NO_COLOR, the launch env and `extra`. */
-export function childEnv(extra: Record<string, string> = {}): Record<string, string> {
-  return {
-    PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin",
-    HOME: Deno.env.get("HOME") ?? "/root",
-    NO_COLOR: "1",
-    ...LAUNCH_ENV,
-    ...extra,
-  };
-}
-
 /** Spawns main.ts (or `script`) with `args` under the launcher's flags; the caller owns it. */
 export function spawnMain(args: string[], options: SpawnOptions = {}): Deno.ChildProcess {
   const argv = options.task
@@ -45,7 +31,7 @@ export function spawnMain(args: string[], options: SpawnOptions = {}): Deno.Chil
     : ["run", ...launcherFlags(), options.script ?? MAIN, ...args];
   return new Deno.Command(Deno.execPath(), {
     args: argv,
-    env: childEnv(options.env),
+    env: childEnv(options.env ?? {}),
     clearEnv: true,
     cwd: options.cwd ?? APP_DIR,
     stdin: "null",
@@ -73,21 +59,6 @@ export async function tempDir(prefix = "arr-sbx-"): Promise<{ path: string } & A
     path,
     [Symbol.asyncDispose]: () => Deno.remove(path, { recursive: true }).catch(() => {}),
   };
-}
-
-/** Polls `check` until it returns a value other than `undefined`/`false`; throws on timeout. */
-export async function waitFor<T>(
-  what: string,
-  check: () => T | undefined | false | Promise<T | undefined | false>,
-  timeoutMs = 20_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check();
-    if (value !== undefined && value !== false) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
 }
 
 /** Whether a pid is alive (not a zombie). */

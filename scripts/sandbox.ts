@@ -14,6 +14,7 @@
  * @module
  */
 import { join, resolve } from "node:path";
+import { headCommit } from "../src/cli/build_info.ts";
 
 /** The project root (where deno.json is). */
 export const APP_DIR: string = resolve(import.meta.dirname ?? ".", "..");
@@ -72,13 +73,28 @@ export function compileArgs(output: string): string[] {
     ...flags,
     "--include",
     join(APP_DIR, "hooks"),
+    "--include",
+    join(APP_DIR, BUILD_COMMIT_FILE),
     "--output",
     output,
     join(APP_DIR, "main.ts"),
   ];
 }
 
+/** The file `--version` reads the commit from in a compiled binary (written, embedded, removed). */
+const BUILD_COMMIT_FILE = "BUILD_COMMIT";
+
 async function compile(rest: string[]): Promise<number> {
+  const commitFile = join(APP_DIR, BUILD_COMMIT_FILE);
+  await Deno.writeTextFile(commitFile, `${headCommit(join(APP_DIR, ".git")) ?? "unknown"}\n`);
+  try {
+    return await compileWith(rest);
+  } finally {
+    await Deno.remove(commitFile).catch(() => {});
+  }
+}
+
+async function compileWith(rest: string[]): Promise<number> {
   const output = resolve(rest[0] ?? join(APP_DIR, "dist", "agent-relay-runner"));
   const args = compileArgs(output);
   const denort = Deno.env.get("DENORT_BIN");

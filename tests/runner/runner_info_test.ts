@@ -37,7 +37,7 @@ Deno.test("runner info: a failed write names the file and leaves no temp file", 
       () => writeRunnerInfo(join(dir, "missing", "info.json"), {} as never),
       /Writing the runner-info file .*missing\/info\.json failed/,
     );
-    assert.deepEqual([...Deno.readDirSync(dir)], []);
+    assert.deepEqual(await Array.fromAsync(Deno.readDir(dir)), []);
   });
 });
 

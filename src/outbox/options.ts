@@ -23,7 +23,7 @@ export interface OutboxOptions {
   agentId: string;
   /** The transport. Optional for inspection and maintenance; required by `start()`. */
   send?: OutboxSend;
-  /** Most records per send. Default 500. */
+  /** Most records per send. Default 1,000 (what one relay batch call takes). */
   batchSize?: number;
   /**
    * Most payload bytes per send (JSON text; a larger single event still goes alone). Default
@@ -71,7 +71,7 @@ export interface OutboxSettings {
   random: () => number;
 }
 
-const DEFAULT_BATCH = 500;
+const DEFAULT_BATCH = 1_000;
 const DEFAULT_BATCH_BYTES = 1024 * 1024;
 const DEFAULT_MAX_ROWS = 50_000;
 const DEFAULT_POLL_MS = 5_000;

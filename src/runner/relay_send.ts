@@ -15,7 +15,7 @@ import {
   type BatchResult,
   BatchUnsupportedError,
   classifyStatus,
-  MAX_BATCH_BYTES,
+  MAX_BATCH_ITEMS,
   RelayError,
   type RelayHttpClient,
 } from "../relay/mod.ts";
@@ -120,8 +120,7 @@ export async function sendOutgoing(
 }
 
 /** How many items one batch call carries at most (the relay takes 1,000 and 4 MiB). */
-export const BATCH_ITEMS = 500;
-const BATCH_BYTES = MAX_BATCH_BYTES - 64 * 1024;
+export const BATCH_ITEMS = MAX_BATCH_ITEMS;
 
 /**
  * The outbox transport over `relay`: a batch of records in one `POST /api/batch` call when the
@@ -163,18 +162,15 @@ async function sendInBatches(
   const results: SendResult[] = [];
   let i = 0;
   while (i < records.length) {
-    // The next chunk: within the item and byte limits (a record the relay cannot take alone is
-    // sent alone, and its answer says so).
+    // The next chunk, within the item limit. The outbox keeps a batch near 1 MiB of payload; a
+    // chunk over the relay's 4 MiB (one huge record) is refused by sendBatch before anything is
+    // sent, and goes one call per record instead.
     const chunk: Array<BatchItem | undefined> = [];
     const sendable: BatchItem[] = [];
-    let bytes = 16;
     while (i + chunk.length < records.length && sendable.length < BATCH_ITEMS) {
       const item = batchItem(records[i + chunk.length]!, options.agentId);
-      const size = item ? JSON.stringify(item).length + 1 : 0;
-      if (sendable.length > 0 && bytes + size > BATCH_BYTES) break;
       chunk.push(item);
       if (item) sendable.push(item);
-      bytes += size;
     }
     let answers: BatchResult[];
     try {
@@ -185,9 +181,9 @@ async function sendInBatches(
         break; // What was sent stands; the rest goes one by one next time.
       }
       const permanent = error instanceof RelayError && error.permanent;
-      if (permanent) {
-        // The relay refused the batch as a whole: one bad item, most likely. Its single calls
-        // find which.
+      if (permanent || error instanceof RangeError) {
+        // Too large to batch, or refused as a whole (one bad item, most likely): single calls
+        // send what can be sent and find which.
         results.push(
           ...await singleCalls(relay, options)(records.slice(i, i + chunk.length), options),
         );

@@ -109,3 +109,15 @@ Deno.test("relay send: a stored record this runner cannot read is poisoned, the 
   assert.deepEqual(oks(results), ["poison", "ok"]);
   assert.deepEqual(calls, ["batch:1"]);
 });
+
+Deno.test("relay send: a chunk too large for one batch call goes one call per record", async () => {
+  const { relay, calls } = fakeRelay(() =>
+    new RangeError("A batch of 5000000 bytes is over the limit")
+  );
+  const results = await relaySend(relay, { agentId: "a" })(
+    [record(markRead(1)), record(markRead(2))],
+    { signal },
+  );
+  assert.deepEqual(oks(results), ["ok", "ok"]);
+  assert.deepEqual(calls, ["batch:2", "read:1", "read:2"]);
+});

@@ -270,9 +270,12 @@ export async function attachCommand(
     show({ at: Date.now(), kind, text });
   const { signal: detach, dispose } = detachSignal(options.signal);
   const seen = new Set<number>();
+  /** Lines typed here and on their way: the bus may push them back before the send returns. */
+  const sending = new Set<string>();
   const onRelayMessage = (message: Message) => {
     if (seen.has(message.id)) return;
     seen.add(message.id);
+    if (message.from === parsed.as && message.to === agentId && sending.has(message.body)) return;
     show(messageLine(message, agentId));
   };
 
@@ -333,6 +336,7 @@ export async function attachCommand(
       note("not sent: attach has no relay URL (--relay-url or AGENT_RELAY_URL)", "warn");
       return;
     }
+    sending.add(line);
     try {
       const { message } = await client.sendMessage({
         from: parsed.as,
@@ -350,6 +354,8 @@ export async function attachCommand(
       });
     } catch (error) {
       if (!detach.aborted) note(`not sent: ${errorText(error)}`, "error");
+    } finally {
+      sending.delete(line);
     }
   };
   void readLines(options.stdin ?? Deno.stdin.readable, (line) => void send(line), detach);

@@ -100,3 +100,19 @@ Deno.test("config: ports are 0..65535 digits", () => {
     assert.throws(() => parsePort(bad, "p"), UsageError);
   }
 });
+
+Deno.test("config: agent ids are plain names: '.', '..', slashes, commas and controls exit as usage errors", () => {
+  for (const id of [".", "..", "a/b", "a,b", "../state", "a b", "", "x".repeat(129), "a\u0000"]) {
+    assert.throws(
+      () => resolveRunConfig(["--agent-id", id, ...BASE.slice(2)], ENV),
+      (error: unknown) =>
+        error instanceof UsageError && /must be 1 to 128 letters, digits/.test(error.message),
+      JSON.stringify(id),
+    );
+  }
+  // Ids that differ keep different state dirs: no two ids share one.
+  const dirs = ["a_b", "a-b", "a.b", "A_b"].map((id) =>
+    resolveRunConfig(["--agent-id", id, ...BASE.slice(2)], ENV).stateDir
+  );
+  assert.equal(new Set(dirs).size, dirs.length);
+});

@@ -88,7 +88,10 @@ for (const dashes of [["--"], []]) {
       // Drained to the end: it may still write, and a closed pipe would fail it.
     }
     const status = await child.status;
-    assert.equal(status.code, 0, await stderr);
+    // The relay stops itself cleanly; `deno task`, which got the SIGINT too, may report it as
+    // its own (130) or pass on the relay's 0, depending on which of the two acts first.
+    assert.ok(status.code === 0 || status.code === 130, `exit ${status.code}: ${await stderr}`);
+    assert.match(await stderr, /dev-relay stopping \(SIGINT\)/);
     assert.doesNotMatch(await stderr, /Requires/);
   });
 }

@@ -156,6 +156,8 @@ export class Delivery {
   async #readPages(signal: AbortSignal): Promise<boolean> {
     let after: number | undefined;
     let limit = POLL_LIMIT;
+    /** The relay answered a page (for the first time in this poll). */
+    let answered = false;
     let total = 0;
     let fresh = 0;
     for (let pages = 1;; pages++) {
@@ -175,7 +177,8 @@ export class Delivery {
         continue;
       }
       if (this.#d.stopping()) return false;
-      if (pages === 1) this.#d.onPollSuccess();
+      if (!answered) this.#d.onPollSuccess();
+      answered = true;
       const outcome = this.#d.inbox.acceptPage(page, { limit });
       // Never delivered: marked read so they cannot fill every page of the inbox.
       for (const id of outcome.notChat) this.markRead(id, this.#d.clock.now());
@@ -343,15 +346,23 @@ export class Delivery {
       return;
     }
     this.#retries = 0;
-    for (const message of this.#d.inbox.endTurn()) {
+    this.#interrupted = false;
+    this.#settle(this.#d.inbox.endTurn());
+    if (this.#d.inbox.wantsMore) this.pollSoon(1_000);
+    this.drainSoon(0);
+  }
+
+  /**
+   * Messages done with: their tasks are done, and they are marked read (a reply's held message
+   * waits for its reply). Read once the turn is over: a runner stopped mid-turn leaves them
+   * unread, so the next start delivers them again.
+   */
+  #settle(messages: readonly Message[]): void {
+    for (const message of messages) {
       this.#d.events.task(message, "done");
-      // Read once the turn is over: a runner stopped mid-turn leaves the message unread, so the
-      // next start delivers it again.
       const held = this.#held.some((h) => h.message.id === message.id);
       if (!this.#d.stopping() && !held) this.markRead(message.id, this.#d.clock.now());
     }
-    if (this.#d.inbox.wantsMore) this.pollSoon(1_000);
-    this.drainSoon(0);
   }
 
   /** The operator interrupted the turn: when it ends, it fails for good. */
@@ -373,10 +384,11 @@ export class Delivery {
     const interrupted = this.#interrupted;
     this.#interrupted = false;
     const why = interrupted ? "the turn was interrupted by an operator" : reason;
-    const { retry, failed } = this.#d.inbox.failTurn({
+    const { retry, failed, answered } = this.#d.inbox.failTurn({
       retry: !interrupted,
       free: options.cause === "restart",
     });
+    this.#settle(answered);
     if (retry.length > 0) {
       this.#retries++;
       const delay = options.cause === "restart"

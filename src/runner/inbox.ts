@@ -45,12 +45,14 @@ export type PollState = { phase: "idle" } | { phase: "running"; again: boolean }
  */
 export type SyncState = "behind" | "caught-up";
 
-/** What a failed turn does to its unanswered messages. */
+/** What a failed turn does to its messages. */
 export interface TurnFailure {
   /** Back at the front of the queue, for another try. */
   retry: Message[];
   /** Failed for good: owed a failure reply. */
   failed: Message[];
+  /** Answered before the turn failed: done with, as after a good turn. */
+  answered: Message[];
 }
 
 /** What a poll's page changed. */
@@ -84,6 +86,10 @@ export class Inbox {
   /** The last page came back full: more may wait on the relay. */
   #pageFull = false;
   #sync: SyncState = "behind";
+  /** Bumped by every fall behind: only a poll begun after the last one can catch up. */
+  #syncGeneration = 0;
+  /** The generation the running poll began in. */
+  #pollGeneration = 0;
   /** Failed tries per message id (bounded by the messages that wait or run). */
   readonly #failures = new Map<number, number>();
   readonly #turnRetries: number;
@@ -101,6 +107,7 @@ export class Inbox {
   /** The bus (re)connected: hold pushed messages until a catch-up poll succeeds. */
   fallBehind(): void {
     this.#sync = "behind";
+    this.#syncGeneration++;
   }
 
   /** The turn's state. */
@@ -152,6 +159,7 @@ export class Inbox {
       return false;
     }
     this.#poll = { phase: "running", again: false };
+    this.#pollGeneration = this.#syncGeneration;
     return true;
   }
 
@@ -168,13 +176,16 @@ export class Inbox {
   }
 
   /**
-   * The poll ended: `caughtUp` when it read every page. Returns true when another was asked for
-   * meanwhile.
+   * The poll ended: `caughtUp` when it read every page. Only a poll that began after the last
+   * fall behind catches up (one begun before a reconnect may have missed what the bus did not
+   * push meanwhile). Returns true when another was asked for meanwhile.
    */
   endPoll(options: { caughtUp: boolean }): boolean {
     const again = this.#poll.phase === "running" && this.#poll.again;
     this.#poll = { phase: "idle" };
-    if (options.caughtUp) this.#sync = "caught-up";
+    if (options.caughtUp && this.#pollGeneration === this.#syncGeneration) {
+      this.#sync = "caught-up";
+    }
     return again;
   }
 
@@ -257,8 +268,15 @@ export class Inbox {
   failTurn(options: { retry: boolean; free?: boolean }): TurnFailure {
     this.#epoch++;
     const t = this.#turn;
-    const outcome: TurnFailure = { retry: [], failed: [] };
+    const outcome: TurnFailure = { retry: [], failed: [], answered: [] };
     if (t.phase === "idle") return outcome;
+    for (const message of t.turn.filter((m) => this.#replied.has(m.id))) {
+      // Answered during a hand-over the crash voids: never handed over again.
+      this.#pending.delete(message.id);
+      this.#delivered.add(message.id);
+      this.#failures.delete(message.id);
+      outcome.answered.push(message);
+    }
     for (const message of t.turn.filter((m) => !this.#replied.has(m.id))) {
       const failures = (this.#failures.get(message.id) ?? 0) + (options.free ? 0 : 1);
       if (options.retry && failures <= this.#turnRetries) {

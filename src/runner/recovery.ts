@@ -1,9 +1,11 @@
 /**
  * Recovery: while the relay is away (the outbox backing off, or the bus down), probe it cheaply
- * (`GET /health`, every 250 to 375 ms, one probe at a time) and, the moment it answers, wake the
- * outbox and the bus instead of letting them wait out their backoff. The probing stops once the
- * relay answers, so a relay that comes back sees at most four cheap requests a second from each
- * runner until then.
+ * (`GET /health`, every 250 to 375 ms, one probe at a time) and, the moment it answers after a
+ * probe found it unreachable, wake the outbox and the bus instead of letting them wait out their
+ * backoff. A relay that answers the probe but fails the calls (a 500, say) is left to the
+ * outbox's own backoff: waking on every probe would defeat it. The probing stops once the relay
+ * answers, so a relay that comes back sees at most four cheap requests a second from each runner
+ * until then.
  *
  * @module
  */
@@ -31,6 +33,8 @@ export class Recovery {
   #timer: TimerId | undefined;
   #abort: AbortController | undefined;
   #stopped = false;
+  /** A probe found the relay unreachable since the last wake. */
+  #wasDown = false;
 
   constructor(deps: RecoveryDeps) {
     this.#d = deps;
@@ -57,8 +61,13 @@ export class Recovery {
       this.#abort = undefined;
     }
     if (this.#stopped) return;
-    if (back) this.#d.wake();
-    else this.check();
+    if (!back) {
+      this.#wasDown = true;
+      this.check();
+    } else if (this.#wasDown) {
+      this.#wasDown = false;
+      this.#d.wake();
+    }
   }
 
   /** Stops probing for good. */

@@ -363,3 +363,20 @@ Deno.test("delivery: a message too large to read is refused with a failure reply
     );
   }
 });
+
+Deno.test("delivery: a turn that fails after answering settles what it answered (read, tasks done)", async () => {
+  const t = await ready();
+  t.delivery.receive(msg(7, { replyTo: 3, taskId: "T1" })); // A reply: answered to the mirror.
+  t.delivery.receive(msg(8, { taskId: "T2" }));
+  await t.run();
+  t.delivery.respond("ok", t.clock.now());
+  t.delivery.endTurn(false, "the model API answered 500");
+  await t.run(5_000);
+  assert.ok(t.kinds().includes("read:7"), "the reply message is read");
+  assert.ok(t.kinds().includes("read:8"));
+  const tasks = t.sent().flatMap((e) =>
+    e.kind === "task-status" ? [`${e.payload.taskId}:${e.payload.status}`] : []
+  );
+  assert.deepEqual(tasks.filter((x) => !x.endsWith("in_progress")), ["T1:done", "T2:done"]);
+  assert.deepEqual(t.handed, [[7, 8]], "nothing answered is handed over again");
+});

@@ -146,7 +146,11 @@ Deno.test("inbox: a crashed turn's unanswered messages go back to the front of t
   inbox.handOverDone();
   inbox.answer(2);
   inbox.receive(msg(4));
-  assert.deepEqual(inbox.failTurn({ retry: true }), { retry: [msg(1), msg(3)], failed: [] });
+  assert.deepEqual(inbox.failTurn({ retry: true }), {
+    retry: [msg(1), msg(3)],
+    failed: [],
+    answered: [msg(2)],
+  });
   assert.equal(inbox.turn.phase, "idle");
   assert.deepEqual(inbox.pendingIds, [1, 3, 4]);
   assert.deepEqual(ids(inbox.beginHandOver()!.batch), [1, 3, 4], "redelivered, in order");
@@ -241,5 +245,38 @@ Deno.test("inbox: an interrupted turn fails for good at once; a runner restart c
     inbox.handOverDone();
   }
   inbox.answer(1);
-  assert.deepEqual(inbox.failTurn({ retry: false }), { retry: [], failed: [msg(2)] });
+  assert.deepEqual(inbox.failTurn({ retry: false }), {
+    retry: [],
+    failed: [msg(2)],
+    answered: [msg(1)],
+  });
+});
+
+Deno.test("inbox: a poll begun before a reconnect does not count as the catch-up poll", () => {
+  const inbox = caughtUp();
+  assert.equal(inbox.beginPoll(), true); // The bus is down: a fallback poll is in flight.
+  inbox.fallBehind(); // The bus reconnects meanwhile.
+  assert.equal(inbox.beginPoll(), false, "the catch-up poll waits for the one in flight");
+  inbox.acceptPage([], { limit: 100 });
+  assert.equal(inbox.endPoll({ caughtUp: true }), true, "the catch-up poll runs next");
+  assert.equal(inbox.sync, "behind", "the old poll may have missed what the bus did not push");
+  inbox.receive(msg(50));
+  assert.equal(inbox.beginHandOver(), undefined);
+  inbox.beginPoll();
+  inbox.acceptPage([msg(45)], { limit: 100 });
+  inbox.endPoll({ caughtUp: true });
+  assert.equal(inbox.sync, "caught-up");
+  assert.deepEqual(ids(inbox.beginHandOver()!.batch), [45, 50]);
+});
+
+Deno.test("inbox: a message answered during a hand-over a crash voids is not handed over again", () => {
+  const inbox = caughtUp();
+  inbox.receive(msg(1));
+  inbox.beginHandOver();
+  assert.deepEqual(ids(inbox.answer()), [1]); // Answered before deliver() returned...
+  assert.deepEqual(ids(inbox.failTurn({ retry: true }).answered), [1]); // ...then it died.
+  assert.equal(inbox.handOverDone(), false);
+  assert.equal(inbox.pendingCount, 0);
+  assert.equal(inbox.beginHandOver(), undefined);
+  assert.equal(inbox.receive(msg(1)), false);
 });

@@ -72,3 +72,27 @@ Deno.test("recovery: nothing is probed while nothing waits, and nothing after st
   await settle();
   assert.equal(probes, 0);
 });
+
+Deno.test("recovery: a relay that answers the probe but fails the calls is left to the backoff", async () => {
+  const clock = new FakeClock();
+  let probes = 0;
+  let wakes = 0;
+  const recovery = new Recovery({
+    clock,
+    random: () => 0,
+    probe: () => {
+      probes++;
+      return Promise.resolve(true); // GET /health answers; the API answers 500.
+    },
+    waiting: () => true,
+    wake: () => wakes++,
+  });
+  for (let i = 0; i < 4; i++) {
+    recovery.check(); // The outbox failed again.
+    clock.tick(250);
+    await settle();
+  }
+  assert.equal(probes, 4);
+  assert.equal(wakes, 0, "no wake without an outage the probe saw");
+  recovery.stop();
+});

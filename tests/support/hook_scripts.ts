@@ -178,6 +178,7 @@ export async function plugin(): Promise<string> {
   return pluginDir;
 }
 
+/** A hook script's run: exit code, output, and how long it took. */
 export interface HookRun {
   code: number;
   stdout: string;
@@ -185,20 +186,22 @@ export interface HookRun {
   ms: number;
 }
 
-export async function runHook(
-  event: string,
+/**
+ * Runs the bash hook `script` with `payload` on stdin and only PATH plus `env` in its
+ * environment (`closeStdout`: with its stdout closed, as a broken pipe would leave it).
+ */
+export async function runHookScript(
+  script: string,
   payload: string,
   env: Record<string, string>,
   options: { closeStdout?: boolean } = {},
 ): Promise<HookRun> {
-  const root = await plugin();
-  const script = join(root, "hooks", `${event}.sh`);
   const args = options.closeStdout ? ["-c", 'exec 1>&-; exec "$0"', script] : [script];
   const started = performance.now();
   const child = new Deno.Command("bash", {
     args,
     clearEnv: true,
-    env: { PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin", CLAUDE_PLUGIN_ROOT: root, ...env },
+    env: { PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin", ...env },
     stdin: "piped",
     stdout: "piped",
     stderr: "piped",
@@ -207,12 +210,29 @@ export async function runHook(
   await writer.write(new TextEncoder().encode(payload));
   await writer.close();
   const out = await child.output();
+  const decoder = new TextDecoder();
   return {
     code: out.code,
-    stdout: new TextDecoder().decode(out.stdout),
-    stderr: new TextDecoder().decode(out.stderr),
+    stdout: decoder.decode(out.stdout),
+    stderr: decoder.decode(out.stderr),
     ms: performance.now() - started,
   };
+}
+
+/** Runs the written plugin's hook for `event` (see {@linkcode runHookScript}). */
+export async function runHook(
+  event: string,
+  payload: string,
+  env: Record<string, string>,
+  options: { closeStdout?: boolean } = {},
+): Promise<HookRun> {
+  const root = await plugin();
+  return await runHookScript(
+    join(root, "hooks", `${event}.sh`),
+    payload,
+    { CLAUDE_PLUGIN_ROOT: root, ...env },
+    options,
+  );
 }
 
 export function envFor(runner: Runner): Record<string, string> {

@@ -8,6 +8,7 @@
  */
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { type HookRun, runHookScript } from "../../support/hook_scripts.ts";
 import type { RunningRunner } from "../../support/runner_process.ts";
 
 const FAKE_CLAUDE = fileURLToPath(
@@ -29,14 +30,7 @@ export async function fakeClaude(dir: string): Promise<Record<string, string>> {
   return { AGENT_RELAY_CLAUDE_BIN: bin };
 }
 
-/** A finished hook run. */
-export interface HookRun {
-  code: number;
-  stdout: string;
-  stderr: string;
-  /** Wall time of the whole bash + curl run, ms. */
-  ms: number;
-}
+export type { HookRun };
 
 /** The environment a provider's hooks get from `runner` (port, secret, pid). */
 export async function hookEnv(runner: RunningRunner): Promise<Record<string, string>> {
@@ -49,31 +43,12 @@ export async function hookEnv(runner: RunningRunner): Promise<Record<string, str
 }
 
 /** Runs the real hook script `hooks/hooks/<event>.sh` with `payload` on stdin. */
-export async function runHook(
+export function runHook(
   event: string,
   payload: string,
   env: Record<string, string>,
 ): Promise<HookRun> {
-  const started = performance.now();
-  const child = new Deno.Command("bash", {
-    args: [join(HOOKS_DIR, `${event}.sh`)],
-    clearEnv: true,
-    env: { PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin", ...env },
-    stdin: "piped",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const writer = child.stdin.getWriter();
-  await writer.write(new TextEncoder().encode(payload));
-  await writer.close();
-  const out = await child.output();
-  const decoder = new TextDecoder();
-  return {
-    code: out.code,
-    stdout: decoder.decode(out.stdout),
-    stderr: decoder.decode(out.stderr),
-    ms: performance.now() - started,
-  };
+  return runHookScript(join(HOOKS_DIR, `${event}.sh`), payload, env);
 }
 
 /** A dir whose `curl` records each call before running the real one; put `path` first on PATH. */

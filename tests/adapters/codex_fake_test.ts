@@ -241,9 +241,10 @@ Deno.test("codex fake: a silent turn is interrupted by the stall watchdog", asyn
     });
     assert.deepEqual(r.rec.statuses, ["idle", "busy", "idle"]);
     assert.ok((await r.received()).some((m) => m.method === "turn/interrupt"));
-    // The thread goes on.
+    // The thread goes on. Count from before the delivery: the turn may end before it returns.
+    const mark = r.rec.events.length;
     await r.adapter.deliver([chat(2, "next")]);
-    assert.deepEqual(await r.rec.next(turnEnd, { from: r.rec.events.length }), {
+    assert.deepEqual(await r.rec.next(turnEnd, { from: mark }), {
       type: "turn-end",
       ok: true,
     });
@@ -276,8 +277,9 @@ Deno.test("codex fake: the first-prompt notes go on the first turn of a process 
   await withFake({ firstPromptNotes: "NOTES" }, async (r) => {
     await r.adapter.deliver([chat(1, "a")]);
     await r.rec.next(turnEnd);
+    const mark = r.rec.events.length;
     await r.adapter.deliver([chat(2, "b")]);
-    await r.rec.next(turnEnd, { from: r.rec.events.length });
+    await r.rec.next(turnEnd, { from: mark });
     const turns = (await r.received()).filter((m) => m.method === "turn/start");
     const texts = turns.map((t) => (t.params as { input: { text: string }[] }).input[0]?.text);
     assert.deepEqual(texts, [

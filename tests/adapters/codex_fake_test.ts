@@ -232,7 +232,9 @@ Deno.test("codex fake: a delivery during a turn steers it, one turn end for both
 });
 
 Deno.test("codex fake: a silent turn is interrupted by the stall watchdog", async () => {
-  await withFake({ adapter: { stallTimeoutMs: 150 } }, async (r) => {
+  // Long enough that the second turn's ordinary gaps between events on a loaded machine are not
+  // a stall too: with 150 ms, a 300 ms pause of the app-server interrupted the second turn.
+  await withFake({ adapter: { stallTimeoutMs: 2_000 } }, async (r) => {
     await r.adapter.deliver([chat(1, "SILENT")]);
     assert.deepEqual(await r.rec.next(turnEnd), {
       type: "turn-end",

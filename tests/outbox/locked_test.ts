@@ -95,17 +95,18 @@ Deno.test("locked file: another process's BEGIN EXCLUSIVE for seconds never hold
       gate.resolve();
       const results: EnqueueResult[] = [];
       const durations: number[] = [];
+      // For 3 s and at least 150 events, however slowly a loaded machine's timers fire.
       const until = performance.now() + 3_000;
-      for (let n = 5; performance.now() < until; n++) {
+      for (let n = 5; performance.now() < until || results.length < 150; n++) {
         const started = performance.now();
         results.push(outbox.enqueue({ kind: "e", payload: { n } }));
         durations.push(performance.now() - started);
         await sleep(10); // a hook's pace
       }
       // A bound on hanging, not a speed figure (bench/outbox_bench.ts measures): the old outbox
-      // waited a full second per event here, then lost it.
-      assert.ok(Math.max(...durations) < 100, `an enqueue took ${Math.max(...durations)} ms`);
-      assert.ok(results.length > 100, `only ${results.length} enqueues in 3 s`);
+      // waited a full second per event here, then lost it. Half that leaves room for a loaded
+      // machine's scheduling.
+      assert.ok(Math.max(...durations) < 500, `an enqueue took ${Math.max(...durations)} ms`);
       assert.deepEqual(results.filter((r) => r.durable), [], "durable while locked");
       const stats = outbox.stats();
       assert.equal(stats.held, results.length);

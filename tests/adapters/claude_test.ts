@@ -422,7 +422,9 @@ realTest("a dead resume id rejects start fast with ResumeFailedError when asked"
 realTest("the watchdog interrupts a silent turn; the session goes on", async () => {
   const s = await createClaudeSession({
     script: SCRIPT,
-    adapter: { bin: CLAUDE!, plugin: false, watchdogMs: 1500, interruptTimeoutMs: 5000 },
+    // The watchdog also guards the second turn: on a loaded machine the CLI and the model can be
+    // silent for more than a second there (1.5 s was too short for a 1.8 s pause).
+    adapter: { bin: CLAUDE!, plugin: false, watchdogMs: 5000, interruptTimeoutMs: 5000 },
   });
   try {
     await s.adapter.start();
@@ -446,7 +448,9 @@ realTest("the watchdog interrupts a silent turn; the session goes on", async () 
 realTest("the watchdog kills a frozen CLI whose interrupt goes unanswered", async () => {
   const s = await createClaudeSession({
     script: SCRIPT,
-    adapter: { bin: CLAUDE!, plugin: false, watchdogMs: 800, interruptTimeoutMs: 800 },
+    // The watchdog must not fire before the test has frozen the CLI (it would interrupt a live
+    // one, which answers): 3 s from the last output is room for a loaded machine.
+    adapter: { bin: CLAUDE!, plugin: false, watchdogMs: 3000, interruptTimeoutMs: 800 },
   });
   try {
     await s.adapter.start();

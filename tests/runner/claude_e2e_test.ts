@@ -46,7 +46,8 @@ if (CLAUDE === undefined) {
 const SCRIPT: MockScript = {
   rules: [
     { match: "STOP-ME", reply: [{ text: "Answering bob now." }] },
-    { match: "SLOW-PING", reply: [{ delayMs: 1500 }, { text: "PONG from mock" }] },
+    // Answered once the test opens the gate (the runner has learnt of a message owed meanwhile).
+    { match: "SLOW-PING", reply: [{ gate: "slow-ping" }, { text: "PONG from mock" }] },
     {
       match: "RUN-ECHO",
       reply: [
@@ -133,6 +134,19 @@ async function world(options: { env?: Record<string, string> } = {}): Promise<Wo
       await sandbox.cleanup();
     },
   };
+}
+
+/** The message ids in `runner`'s local reply-obligation snapshot (GET /reply-obligations). */
+async function owedIds(runner: Runner): Promise<number[]> {
+  const secret = (await Deno.readTextFile(join(runner.config.stateDir, "control-secret"))).trim();
+  const res = await fetch(`http://127.0.0.1:${runner.controlPort}/reply-obligations`, {
+    headers: { authorization: `Bearer ${secret}` },
+  });
+  if (!res.ok) {
+    throw new Error(`GET /reply-obligations answered ${res.status}: ${await res.text()}`);
+  }
+  const body = await res.json() as { obligations: { messageId: number }[] };
+  return body.obligations.map((o) => o.messageId);
 }
 
 function replyTo(w: World, id: number): Message | undefined {
@@ -232,11 +246,18 @@ Deno.test({
   fn: async () => {
     const w = await world();
     try {
-      await w.startRunner();
+      const runner = await w.startRunner();
       const first = await w.send("SLOW-PING please");
       await waitFor("the first delivery", () => w.mock.messageRequests().length >= 1);
-      // Arrives while Claude is busy: owed, not part of this turn.
+      // Arrives while Claude is busy: owed, not part of this turn. The model answers the first
+      // message only once the runner's snapshot holds it (not after a delay that a loaded
+      // machine could outrun), so the turn's Stop hook sees it.
       const owed = await w.send("STOP-ME where is my answer?", "bob");
+      await waitFor(
+        "the owed message in the runner's snapshot",
+        async () => (await owedIds(runner)).includes(owed.id),
+      );
+      w.mock.open("slow-ping");
       const reply = await waitFor("the reply to the owed message", () => replyTo(w, owed.id));
       assert.equal(reply.body, "Answering bob now.");
       assert.equal(reply.to, "bob");

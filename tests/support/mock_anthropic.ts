@@ -11,7 +11,9 @@
  * `fallback`. Rules are stateless so a restarted CLI (resume) gets the same answers. A reply is
  * a list of blocks: `{text}`, `{thinking}`, `{tool_use: {name, input}}`, `{hang: true}` (the
  * stream opens and never ends, for watchdog tests), `{error: {status, type, message}}` (an
- * HTTP error answer in the API's error shape), or a leading `{delayMs}` (answer that much later).
+ * HTTP error answer in the API's error shape), a leading `{delayMs}` (answer that much later), or
+ * a leading `{gate}` (answer once the test calls `open(gate)`: a positive signal instead of a
+ * delay long enough, in-process only).
  *
  * Standalone (inside a network namespace, for example):
  * `deno run -A tests/support/mock_anthropic.ts --port 0 --script FILE [--record FILE]` prints
@@ -31,7 +33,9 @@ export type MockBlock =
   /** Answer the whole request with this HTTP error instead (only as a reply's first block). */
   | { error: { status: number; type: string; message: string } }
   /** Wait this long before answering (only as a reply's first block). */
-  | { delayMs: number };
+  | { delayMs: number }
+  /** Answer only once `open(gate)` is called, or at once if it was (only as the first block). */
+  | { gate: string };
 
 /** A scripted rule: when the last message contains `match`, answer with `reply`. */
 export interface MockRule {
@@ -64,6 +68,8 @@ export interface MockAnthropic {
   requests: MockRequest[];
   /** The `/v1/messages` requests only. */
   messageRequests(): MockRequest[];
+  /** Opens `gate` for good: the requests waiting on it are answered, and later ones at once. */
+  open(gate: string): void;
   close(): Promise<void>;
 }
 
@@ -168,7 +174,7 @@ function streamReply(
       let stop = "end_turn";
       let index = 0;
       for (const block of blocks) {
-        if ("error" in block || "delayMs" in block) continue;
+        if ("error" in block || "delayMs" in block || "gate" in block) continue;
         if ("hang" in block) {
           // Keep the stream open until the client goes away or the mock closes.
           self = controller;
@@ -238,7 +244,7 @@ function jsonReply(model: string, blocks: MockBlock[]): unknown {
   const content: unknown[] = [];
   let stop = "end_turn";
   for (const block of blocks) {
-    if ("hang" in block || "error" in block || "delayMs" in block) continue;
+    if ("hang" in block || "error" in block || "delayMs" in block || "gate" in block) continue;
     if ("text" in block) content.push({ type: "text", text: block.text });
     else if ("thinking" in block) {
       content.push({ type: "thinking", thinking: block.thinking, signature: "mock-signature" });
@@ -272,6 +278,8 @@ export function startMockAnthropic(
   const requests: MockRequest[] = [];
   const hanging = new Set<ReadableStreamDefaultController>();
   const delays = new Set<() => void>();
+  const opened = new Set<string>();
+  const gated = new Map<string, Set<() => void>>();
   const abort = new AbortController();
   options.signal?.addEventListener("abort", () => abort.abort(), { once: true });
   const handler = async (req: Request): Promise<Response> => {
@@ -323,6 +331,21 @@ export function startMockAnthropic(
         delays.add(done);
       });
     }
+    if (lead !== undefined && "gate" in lead) {
+      blocks = blocks.slice(1);
+      if (!opened.has(lead.gate)) {
+        await new Promise<void>((resolve) => {
+          const done = () => {
+            delays.delete(done);
+            resolve();
+          };
+          delays.add(done);
+          const waiting = gated.get(lead.gate) ?? new Set();
+          waiting.add(done);
+          gated.set(lead.gate, waiting);
+        });
+      }
+    }
     const first = blocks[0];
     if (first !== undefined && "error" in first) {
       return Response.json(
@@ -343,6 +366,11 @@ export function startMockAnthropic(
         url: `http://127.0.0.1:${port}`,
         requests,
         messageRequests: () => requests.filter((r) => r.lastText !== undefined),
+        open: (gate) => {
+          opened.add(gate);
+          for (const done of gated.get(gate) ?? []) done();
+          gated.delete(gate);
+        },
         close: async () => {
           for (const controller of hanging) {
             try {

@@ -61,8 +61,13 @@ Deno.test("e2e: a relay restarted mid-conversation loses nothing", async () => {
     const db = join(home, "relay.sqlite");
     let relay = await startDevRelay({ port: 0, dbPath: db });
     const port = relay.port;
-    // Answers each message after a pause, so the reply is produced while the relay is down.
-    const slow = bashAgent(`sleep 0.8; reply "done $id"`);
+    // Answers each message once the gate file exists: the test makes it after taking the relay
+    // down, so the first reply is produced while the relay is down (with a 0.8 s pause instead,
+    // a second's delay before the relay went down let the reply through first).
+    const gate = join(home, "relay-is-down");
+    const slow = bashAgent(
+      `until [[ -e ${gate} ]]; do sleep 0.05; done; reply "done $id"`,
+    );
     const runner = startRunner(relay, { agentId: "slow", home, providerArgs: slow });
     try {
       await runner.info();
@@ -70,6 +75,7 @@ Deno.test("e2e: a relay restarted mid-conversation loses nothing", async () => {
       const first = await new Poster(relay).post("slow", "one");
       await waitFor("busy", () => relay.admin.state().statuses.some((s) => s.status === "busy"));
       await relay.close(); // Down while the agent works on "one".
+      await Deno.writeTextFile(gate, "");
       await waitFor(
         "the reply queued in the outbox while the relay is down",
         () =>

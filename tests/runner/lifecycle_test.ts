@@ -109,7 +109,13 @@ Deno.test("lifecycle: a provider that dies mid-turn is restarted and the message
 
 Deno.test("lifecycle: a bus restart mid-turn re-delivers the turn's message to the new provider", async () => {
   await world("restartee", async (w) => {
-    const runner = await w.start(bashAgent(`sleep 1; reply "done $body"`));
+    // Each provider answers only once the test has seen the second one start (a gate file), so
+    // the answer comes from the new provider, however slow the machine (a 1 s pause did not
+    // make sure of that: a slower restart left the first provider time to answer).
+    const gate = join(w.home, "restarted");
+    const runner = await w.start(
+      bashAgent(`until [[ -e ${gate} ]]; do sleep 0.05; done; reply "done $body"`),
+    );
     await w.onBus();
     const m = await w.send("work");
     await waitFor("busy", () => w.busy());
@@ -122,6 +128,7 @@ Deno.test("lifecycle: a bus restart mid-turn re-delivers the turn's message to t
       "the second provider",
       async () => (await runner.log()).match(/\] command started \(pid/g)?.length === 2,
     );
+    await Deno.writeTextFile(gate, "");
     await waitFor("the reply", () => w.repliesTo(m.id).length > 0);
     await w.settled(m.id);
     assert.deepEqual(w.repliesTo(m.id).map((r) => r.body), ["done work"]);
@@ -130,7 +137,8 @@ Deno.test("lifecycle: a bus restart mid-turn re-delivers the turn's message to t
 
 Deno.test("lifecycle: a graceful stop mid-turn leaves the message for the next start", async () => {
   await world("stopper", async (w) => {
-    await w.start(bashAgent(`sleep 3; reply "late $body"`));
+    // Never answers (a fixed 3 s pause was outrun when the stop came later than that).
+    await w.start(bashAgent(`while :; do sleep 0.05; done; reply "late $body"`));
     await w.onBus();
     const m = await w.send("long job");
     await waitFor("busy", () => w.busy());

@@ -11,9 +11,6 @@
  *
  * @module
  */
-import { dirname } from "node:path";
-import { fileURLToPath } from "node:url";
-import { main } from "./src/cli/mod.ts";
 import {
   DirError,
   ENV_VARS,
@@ -34,11 +31,11 @@ import {
   runGrants,
   sendGrants,
   serveWorker,
-  SymlinkError,
 } from "./src/sandbox/mod.ts";
+import { dirname, fromFileUrl } from "./src/util/mod.ts";
 
 /** The program's own files: read-granted to the Worker (hook sources, modules). */
-const APP_DIR = dirname(fileURLToPath(import.meta.url));
+const APP_DIR = dirname(fromFileUrl(import.meta.url));
 
 type Env = Record<string, string | undefined>;
 
@@ -78,12 +75,7 @@ function plan(args: string[], env: Env): LaunchPlan | number {
       const config = resolveRunConfig(rest, env);
       try {
         prepareDirs(config);
-        refusePlantedLinks(config);
       } catch (error) {
-        if (error instanceof SymlinkError) {
-          report(error.message);
-          return 2;
-        }
         if (!(error instanceof DirError)) throw error;
         report(error.message);
         return error.name === "UnsafeDirError" ? 2 : 1;
@@ -91,7 +83,17 @@ function plan(args: string[], env: Env): LaunchPlan | number {
       const withPath = { ...env, PATH: Deno.env.get("PATH") };
       return {
         ...sandboxed(runGrants(config, withPath, { appDir: APP_DIR })),
-        run: { stateDir: config.stateDir, config },
+        run: {
+          stateDir: config.stateDir,
+          config,
+          // While the Worker loads: a symlink planted at a file the run writes is refused, and a
+          // new outbox file is built, so that the run's open finds it ready.
+          prepare: async () => {
+            await refusePlantedLinks(config);
+            const { outboxPath, prepareOutboxFile } = await import("./src/outbox/mod.ts");
+            prepareOutboxFile(outboxPath(config.outboxDir));
+          },
+        },
       };
     }
     case "outbox": {
@@ -116,6 +118,12 @@ function plan(args: string[], env: Env): LaunchPlan | number {
   }
 }
 
+/** Runs the command line in this isolate (the CLI is loaded only now: the launcher needs none of it). */
+async function runHere(args: string[], env: Env): Promise<number> {
+  const { main } = await import("./src/cli/mod.ts");
+  return await main(args, env);
+}
+
 /** The launcher: plans the command, then runs it in the sandbox's Worker. */
 async function launcher(argv: string[]): Promise<number> {
   // Deno's update check ignores --allow-net: never in this process or what it starts.
@@ -131,14 +139,14 @@ async function launcher(argv: string[]): Promise<number> {
     report(error.message);
     return 2;
   }
-  if (planned === -1) return await main(args, env);
+  if (planned === -1) return await runHere(args, env);
   if (typeof planned === "number") return planned;
   return await launch(new URL(import.meta.url), planned);
 }
 
 if (import.meta.main) {
   if (inWorker()) {
-    serveWorker((start) => main(start.args, readEnv()));
+    serveWorker((start) => runHere(start.args, readEnv()));
   } else {
     Deno.exit(await launcher(Deno.args));
   }

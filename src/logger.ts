@@ -23,8 +23,7 @@
  *
  * @module
  */
-import { dirname, join, resolve } from "node:path";
-import { escapeText } from "./util/mod.ts";
+import { dirname, escapeText, join, resolve } from "./util/mod.ts";
 import { checkNotSymlink, chmodNoFollow } from "./util/mod.ts";
 
 /** The runner's log levels, least severe first. */

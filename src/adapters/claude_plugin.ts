@@ -14,9 +14,8 @@
  *
  * @module
  */
-import { dirname, join } from "node:path";
 import { HOOK_EVENTS, type HookEvent } from "../control/mod.ts";
-import { errorText, SymlinkError } from "../util/mod.ts";
+import { dirname, errorText, join, SymlinkError } from "../util/mod.ts";
 
 /** Every file of the plugin, relative to its root. */
 export const PLUGIN_FILES: readonly string[] = [

@@ -9,8 +9,7 @@
  *
  * @module
  */
-import { fileURLToPath } from "node:url";
-import { join } from "node:path";
+import { fromFileUrl, join } from "../util/mod.ts";
 import { VERSION } from "../version.ts";
 
 /** The build's identity. */
@@ -35,7 +34,7 @@ function readText(path: string): string | undefined {
 /** The app's root dir (where deno.json is), when the code runs from files on disk. */
 function appRoot(): string | undefined {
   const url = new URL("../../", import.meta.url);
-  return url.protocol === "file:" ? fileURLToPath(url) : undefined;
+  return url.protocol === "file:" ? fromFileUrl(url) : undefined;
 }
 
 /** The commit HEAD names in the git dir `gitDir`, or `undefined`. */

@@ -5,10 +5,9 @@
  *
  * @module
  */
-import { isAbsolute, join, resolve } from "node:path";
 import { baseDir, type Env, parseAgentId, UsageError } from "../config/mod.ts";
 import { safeLogName } from "../logger.ts";
-import { errorText, escapeText } from "../util/mod.ts";
+import { errorText, escapeText, isAbsolute, join, resolve } from "../util/mod.ts";
 
 /** The flags every operator command shares to name the runner. */
 export const TARGET_FLAGS = {

@@ -14,8 +14,9 @@
  *
  * @module
  */
-import { parseArgs, type ParseArgsOptionsConfig } from "node:util";
-import { dirname, isAbsolute, join, resolve } from "node:path";
+import { type FlagSpecs, parseFlags } from "./flags.ts";
+import { UsageError } from "./usage_error.ts";
+import { dirname, isAbsolute, join, resolve } from "../util/mod.ts";
 import {
   DEFAULT_LOG_FILES,
   DEFAULT_LOG_MAX_BYTES,
@@ -31,22 +32,6 @@ import {
   type ProviderName,
   PROVIDERS,
 } from "../types.ts";
-
-/**
- * A usage error: the CLI prints its message on one line and exits 2. A message quotes the
- * offending value, which may hold anything, so control characters are escaped (`\n`, `\u0000`)
- * and the message is cut at 500 characters: it always stays one readable line.
- */
-export class UsageError extends Error {
-  override name = "UsageError";
-
-  constructor(message: string) {
-    // deno-lint-ignore no-control-regex
-    let line = message.replace(/[\u0000-\u001f\u007f]/g, (c) => JSON.stringify(c).slice(1, -1));
-    if (line.length > 500) line = `${line.slice(0, 499)}…`;
-    super(line);
-  }
-}
 
 /** The resolved configuration of one runner. */
 export interface RunConfig {
@@ -231,8 +216,8 @@ export function baseDir(env: Env): string {
   return join(home, ".agent-relay");
 }
 
-/** The flags `run` accepts, in `node:util` parseArgs form. */
-export const RUN_FLAGS = {
+/** The flags `run` accepts. */
+export const RUN_FLAGS: FlagSpecs = {
   "agent-id": { type: "string" },
   "provider": { type: "string" },
   "relay-url": { type: "string" },
@@ -256,34 +241,6 @@ export const RUN_FLAGS = {
   "stop-timeout": { type: "string" },
   "help": { type: "boolean", short: "h" },
 } as const;
-
-/** Parses argv with parseArgs, turning its errors into one-line {@linkcode UsageError}s. */
-export function parseFlags(
-  args: string[],
-  options: ParseArgsOptionsConfig,
-  command: string,
-): { values: Record<string, string | boolean | undefined>; positionals: string[]; rest: string[] } {
-  const dash = args.indexOf("--");
-  const own = dash === -1 ? args : args.slice(0, dash);
-  const rest = dash === -1 ? [] : args.slice(dash + 1);
-  try {
-    const parsed = parseArgs({ args: own, options, strict: true, allowPositionals: true });
-    return {
-      values: parsed.values as Record<string, string | boolean | undefined>,
-      positionals: parsed.positionals,
-      rest,
-    };
-  } catch (error) {
-    const message = error instanceof Error ? error.message : String(error);
-    const unknown = /Unknown option '([^']+)'/.exec(message);
-    if (unknown) {
-      throw new UsageError(`unknown flag ${unknown[1]} for "${command}" (see --help)`);
-    }
-    const missing = /Option '([^']+?)(?: <value>)?' argument missing/.exec(message);
-    if (missing) throw new UsageError(`flag ${missing[1]} needs a value`);
-    throw new UsageError(message.split("\n")[0] ?? message);
-  }
-}
 
 /** Resolves the `run` configuration from argv and the environment. Throws {@linkcode UsageError}. */
 export function resolveRunConfig(args: string[], env: Env): RunConfig {

@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { dirname } from "node:path";
+import { dirname } from "../util/mod.ts";
 import type { RunConfig } from "./config.ts";
 
 /** A dir the runner needs could not be created or written. */

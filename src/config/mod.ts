@@ -7,3 +7,5 @@
 export * from "./config.ts";
 export * from "./dirs.ts";
 export * from "./env.ts";
+export * from "./flags.ts";
+export * from "./usage_error.ts";

@@ -5,11 +5,12 @@
  * @module
  */
 import { DatabaseSync, type StatementSync } from "node:sqlite";
-import { dirname } from "node:path";
 import { getLogger } from "../logger.ts";
-import { checkNotSymlink, chmodNoFollow, errorText } from "../util/mod.ts";
+import { checkNotSymlink, chmodNoFollow, dirname, errorText } from "../util/mod.ts";
 import { BUSY_TIMEOUT_MS } from "./busy.ts";
-import { acquireOutboxLock, lockPathFor, type OutboxLock } from "./lock.ts";
+import { acquireOutboxLock, type OutboxLock } from "./lock.ts";
+import { createOutboxFile, isNewOutbox } from "./create.ts";
+import { outboxFiles } from "./path.ts";
 import { checkSchema, metaNumber, metaString, SCHEMA_SQL, SCHEMA_VERSION, SQL } from "./store.ts";
 
 const log = getLogger("outbox");
@@ -85,6 +86,7 @@ export class OutboxDatabase {
     const lock = acquireOutboxLock(path, () => readHolderPid(path));
     let db: DatabaseSync | undefined;
     try {
+      if (isNewOutbox(path)) createOutboxFile(path);
       try {
         db = new DatabaseSync(path, { timeout: 1_000 });
       } catch (error) {
@@ -248,9 +250,4 @@ function setUp(db: DatabaseSync, path: string, durability: Durability): StoredTa
     if (at !== undefined) tally.lastErrorAt = at;
   }
   return tally;
-}
-
-/** Every file SQLite and the lock may open for the outbox at `path`. */
-export function outboxFiles(path: string): string[] {
-  return [path, `${path}-wal`, `${path}-shm`, `${path}-journal`, lockPathFor(path)];
 }

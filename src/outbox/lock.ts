@@ -14,6 +14,7 @@
 import { DatabaseSync } from "node:sqlite";
 import { chmodNoFollow, errorText } from "../util/mod.ts";
 import { isBusy } from "./busy.ts";
+import { lockPathFor } from "./path.ts";
 
 /** How long an opener waits for the lock before giving up, in ms (a probe holds it briefly). */
 export const LOCK_WAIT_MS = 250;
@@ -45,11 +46,6 @@ export interface OutboxLock {
   readonly path: string;
   /** Releases the lock. Idempotent. */
   release(): void;
-}
-
-/** The lock file of the outbox at `outboxPath`. */
-export function lockPathFor(outboxPath: string): string {
-  return `${outboxPath}.lock`;
 }
 
 /**

@@ -14,8 +14,9 @@ export type { PurgeTarget } from "./admin.ts";
 export type { Durability } from "./database.ts";
 export { BUSY_TIMEOUT_MS } from "./busy.ts";
 export { OutboxHoldFullError } from "./held.ts";
-export { LOCK_WAIT_MS, lockPathFor, OutboxLockedError, outboxLockHeld } from "./lock.ts";
-export { OUTBOX_FILE, outboxPath } from "./path.ts";
+export { LOCK_WAIT_MS, OutboxLockedError, outboxLockHeld } from "./lock.ts";
+export { lockPathFor, OUTBOX_FILE, outboxFiles, outboxPath } from "./path.ts";
+export { prepareOutboxFile } from "./create.ts";
 export {
   inspectOutbox,
   type OutboxMode,
@@ -23,4 +24,3 @@ export {
   type OutboxSnapshot,
   type PoisonedRecord,
 } from "./store.ts";
-export { outboxFiles } from "./database.ts";

@@ -11,8 +11,6 @@
  *
  * @module
  */
-import { hostname } from "node:os";
-import { join } from "node:path";
 import {
   type AdapterFactory,
   defaultSpawner,
@@ -31,7 +29,7 @@ import { addSecret, getLogger } from "../logger.ts";
 import { type Outbox, outboxPath } from "../outbox/mod.ts";
 import { Heartbeat, RelayBus, RelayHttpClient } from "../relay/mod.ts";
 import type { AgentStatus } from "../types.ts";
-import { type Clock, errorText, systemClock } from "../util/mod.ts";
+import { type Clock, errorText, join, systemClock } from "../util/mod.ts";
 import { VERSION } from "../version.ts";
 import { Delivery } from "./delivery.ts";
 import { EventQueue } from "./event_queue.ts";
@@ -385,7 +383,7 @@ export class Runner {
           provider: c.provider,
           version: VERSION,
           pid: Deno.pid,
-          host: hostname(),
+          host: Deno.hostname(),
         }),
         ...(this.#deps.heartbeatIntervalMs ? { intervalMs: this.#deps.heartbeatIntervalMs } : {}),
       });

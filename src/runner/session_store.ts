@@ -4,8 +4,7 @@
  *
  * @module
  */
-import { join } from "node:path";
-import { writeFileNoFollow } from "../util/mod.ts";
+import { join, writeFileNoFollow } from "../util/mod.ts";
 
 /** Saved session state. */
 export interface SavedSession {

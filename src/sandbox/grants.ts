@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { dirname, isAbsolute, join, resolve } from "node:path";
+import { dirname, isAbsolute, join, resolve } from "../util/mod.ts";
 
 /** Loopback only: the one network a sandboxed command may reach. */
 export const LOOPBACK: readonly string[] = ["127.0.0.1", "localhost", "[::1]"];

@@ -21,8 +21,12 @@ export interface LaunchPlan {
   env: string[];
   /** The system information the Worker may read (`hostname`). */
   sys: string[];
-  /** For `run`: its state dir (the pidfile, the sweep) and its resolved configuration. */
-  run?: { stateDir: string; config: unknown };
+  /**
+   * For `run`: its state dir (the pidfile, the sweep), its resolved configuration, and the
+   * launcher's checks and preparation for it, done while the Worker loads (a
+   * {@linkcode SymlinkError} refuses the run with exit code 2).
+   */
+  run?: { stateDir: string; config: unknown; prepare?: () => Promise<void> };
 }
 
 /** Options of {@linkcode launch}. */
@@ -50,37 +54,51 @@ export async function launch(
   const start = { type: "start" as const, args: plan.args, runId, grants: plan.grants };
   if (plan.run === undefined) return await runInWorker(workerUrl, permissions, start, { report });
 
-  const pidfile = pidfilePath(plan.run.stateDir);
+  const run = plan.run;
+  const pidfile = pidfilePath(run.stateDir);
   let owned = false;
-  try {
-    const previous = readPidfile(pidfile);
-    // A live runner keeps its pidfile and its processes: the outbox lock refuses this one.
-    if (previous === undefined || !recordIsLive(previous)) {
-      if (previous !== undefined) {
-        const swept = await sweepRun(previous.runId);
-        if (swept > 0) {
-          report(
-            `agent-relay-runner: ended ${swept} process(es) left by the previous run ` +
-              `(pid ${previous.pid}) on ${plan.run.stateDir}`,
-          );
-        }
-      }
-      writePidfile(pidfile, runId);
-      owned = true;
-    }
-  } catch (error) {
-    if (error instanceof SymlinkError) {
+  // While the Worker loads its modules: the run's checks and preparation, the pidfile, the
+  // sweep of a killed previous run. The command starts once they are done.
+  const before = async (): Promise<number | undefined> => {
+    try {
+      await run.prepare?.();
+    } catch (error) {
+      if (!(error instanceof SymlinkError)) throw error;
       report(`agent-relay-runner: ${error.message}`);
       return 2;
     }
-    // A full disk, a read-only filesystem...: one line, exit 1, never a stack trace.
-    report(`agent-relay-runner: cannot write the pidfile ${pidfile}: ${errorText(error)}`);
-    return 1;
-  }
+    try {
+      const previous = readPidfile(pidfile);
+      // A live runner keeps its pidfile and its processes: the outbox lock refuses this one.
+      if (previous === undefined || !recordIsLive(previous)) {
+        if (previous !== undefined) {
+          const swept = await sweepRun(previous.runId);
+          if (swept > 0) {
+            report(
+              `agent-relay-runner: ended ${swept} process(es) left by the previous run ` +
+                `(pid ${previous.pid}) on ${run.stateDir}`,
+            );
+          }
+        }
+        writePidfile(pidfile, runId);
+        owned = true;
+      }
+    } catch (error) {
+      if (error instanceof SymlinkError) {
+        report(`agent-relay-runner: ${error.message}`);
+        return 2;
+      }
+      // A full disk, a read-only filesystem...: one line, exit 1, never a stack trace.
+      report(`agent-relay-runner: cannot write the pidfile ${pidfile}: ${errorText(error)}`);
+      return 1;
+    }
+    return undefined;
+  };
   try {
-    return await runInWorker(workerUrl, permissions, { ...start, config: plan.run.config }, {
+    return await runInWorker(workerUrl, permissions, { ...start, config: run.config }, {
       report,
       relaySignals: true,
+      before,
       onImmediateExit: async () => void await sweepRun(runId, { graceMs: 0 }),
     });
   } finally {

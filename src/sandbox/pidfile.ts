@@ -5,8 +5,7 @@
  *
  * @module
  */
-import { join } from "node:path";
-import { checkNotSymlink, openNoFollow, writeFileNoFollow } from "../util/mod.ts";
+import { checkNotSymlink, join, openNoFollow, writeFileNoFollow } from "../util/mod.ts";
 import { isAlive, processStartTime } from "./processes.ts";
 
 /** The pidfile's name in the state dir. */

@@ -5,13 +5,13 @@
  *
  * @module
  */
-import { join } from "node:path";
 import type { RunConfig } from "../config/mod.ts";
-import { outboxFiles, outboxPath } from "../outbox/mod.ts";
-import { SymlinkError } from "../util/mod.ts";
+import { join, SymlinkError } from "../util/mod.ts";
 
 /** The files a run of `config` writes (the log, the runner-info file, the state, the outbox). */
-export function runFiles(config: RunConfig): string[] {
+export async function runFiles(config: RunConfig): Promise<string[]> {
+  // Loaded here, not at start: the launcher checks while the sandbox's Worker loads.
+  const { outboxFiles, outboxPath } = await import("../outbox/mod.ts");
   return [
     ...(config.logFile === "-" ? [] : [config.logFile]),
     config.infoFile,
@@ -26,8 +26,8 @@ export function runFiles(config: RunConfig): string[] {
  * symlink. (Anything else in the way, a dir where the log file should be, is each writer's to
  * report.)
  */
-export function refusePlantedLinks(config: RunConfig): void {
-  for (const path of [...runFiles(config), join(config.stateDir, "claude-plugin")]) {
+export async function refusePlantedLinks(config: RunConfig): Promise<void> {
+  for (const path of [...await runFiles(config), join(config.stateDir, "claude-plugin")]) {
     let isLink = false;
     try {
       isLink = Deno.lstatSync(path).isSymlink;

@@ -25,6 +25,12 @@ export interface WorkerRunOptions {
   onImmediateExit?: (signal: Deno.Signal) => Promise<void>;
   /** Prints one line on stderr (default: `console.error`). */
   report?: (line: string) => void;
+  /**
+   * Work that must finish before the command starts, done while the Worker loads its modules:
+   * the command is started once it resolves `undefined`; a number ends the run with that exit
+   * code before the command starts.
+   */
+  before?: () => Promise<number | undefined>;
 }
 
 const defaultReport = (line: string) => {
@@ -87,6 +93,16 @@ export function runInWorker(
     ? STOP_SIGNALS.map((signal) => [signal, onSignal(signal)])
     : [];
   for (const [signal, listener] of listeners) Deno.addSignalListener(signal, listener);
-  worker.postMessage(start satisfies ToWorker);
+  const before = options.before ?? (() => Promise.resolve(undefined));
+  before().then(
+    (code) => {
+      if (code !== undefined) finish(code);
+      else if (!finished) worker.postMessage(start satisfies ToWorker);
+    },
+    (error) => {
+      report(`agent-relay-runner: fatal: ${errorText(error)}`);
+      finish(1);
+    },
+  );
   return promise;
 }

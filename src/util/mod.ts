@@ -21,3 +21,4 @@ export {
   SymlinkError,
   writeFileNoFollow,
 } from "./no_follow.ts";
+export { dirname, fromFileUrl, isAbsolute, join, normalize, resolve } from "./path.ts";

@@ -5,7 +5,7 @@ import {
   parseRelayUrl,
   resolveRunConfig,
   UsageError,
-} from "../../src/config/config.ts";
+} from "../../src/config/mod.ts";
 
 const BASE = ["--agent-id", "agent.one", "--relay-url", "http://127.0.0.1:8787/"];
 const ENV = { HOME: "/home/op" };

@@ -3,7 +3,7 @@
  * the graceful stop budget, and errors that name the variable a bad value came from.
  */
 import assert from "node:assert/strict";
-import { resolveRunConfig, splitStopBudget, UsageError } from "../../src/config/config.ts";
+import { resolveRunConfig, splitStopBudget, UsageError } from "../../src/config/mod.ts";
 
 const BASE = ["--agent-id", "a1", "--relay-url", "http://127.0.0.1:8787"];
 const ENV = { HOME: "/home/op" };

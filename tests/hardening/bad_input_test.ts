@@ -7,7 +7,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { resolveRunConfig, UsageError } from "../../src/config/config.ts";
+import { resolveRunConfig, UsageError } from "../../src/config/mod.ts";
 import { startDevRelay } from "../../src/dev_relay/mod.ts";
 import { LOG_LEVELS } from "../../src/logger.ts";
 import type { Message } from "../../src/types.ts";

@@ -210,8 +210,9 @@ Deno.test("claude: a FIFO as the transcript neither hangs the hook nor stop(), a
     await adapter.start();
     const began = Date.now();
     adapter.onHook?.("session-end", { transcript_path: fifo });
-    await adapter.stop({ timeoutMs: 3000 });
-    assert.ok(Date.now() - began < 2000, `stop took ${Date.now() - began} ms`);
+    // Well under the stop's own grace, with room for a loaded machine: not waited out.
+    await adapter.stop({ timeoutMs: 10_000 });
+    assert.ok(Date.now() - began < 8_000, `stop took ${Date.now() - began} ms`);
     assert.deepEqual(rec.of("insight"), []);
     assert.deepEqual(rec.exits.map((e) => e.expected), [true]);
   });

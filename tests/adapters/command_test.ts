@@ -74,7 +74,8 @@ Deno.test("command adapter: the echo agent answers a delivered message with a re
     messageIds: [7],
   });
   assert.deepEqual(r.statuses, ["idle", "busy", "idle"]);
-  await adapter.stop({ timeoutMs: 2_000 });
+  // Room for a loaded machine: the program exits by itself at the end of its stdin.
+  await adapter.stop({ timeoutMs: 10_000 });
   assert.deepEqual(await r.exit, { code: 0, signal: null, expected: true });
 });
 
@@ -133,7 +134,8 @@ Deno.test("command adapter: a reported error fails the turn once; the next deliv
   // Without a reason the error says so.
   await adapter.deliver([message(3, "/fail")]);
   await r.next((e) => e.type === "turn-end" && e.error === "Asked to fail");
-  await adapter.stop({ timeoutMs: 2_000 });
+  // Room for a loaded machine: the program exits by itself at the end of its stdin.
+  await adapter.stop({ timeoutMs: 10_000 });
   assert.deepEqual(await r.exit, { code: 0, signal: null, expected: true });
 });
 
@@ -169,7 +171,7 @@ done`;
     r.events.filter((e) => e.type === "step").map((e) => e.type === "step" && e.text),
     ["holding", "SIGINT"],
   );
-  await adapter.stop({ timeoutMs: 2_000 });
+  await adapter.stop({ timeoutMs: 10_000 }); // it exits by itself at the end of its stdin
   assert.deepEqual(await r.exit, { code: 0, signal: null, expected: true });
 });
 

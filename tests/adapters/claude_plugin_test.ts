@@ -178,7 +178,8 @@ realTest("with the plugin, stop() resolves after the SessionEnd hook's insight",
       await s.adapter.start();
       await s.adapter.deliver([message(10, "RUN-ECHO please")]);
       await s.rec.turnEnds(1);
-      await s.adapter.stop({ timeoutMs: 5000 });
+      // Room for a loaded machine: Claude runs its SessionEnd hook as it leaves on its own.
+      await s.adapter.stop({ timeoutMs: 15_000 });
       assert.ok(control.hooks.some((h) => h.event === "session-end"), "the SessionEnd hook ran");
       const insights = s.rec.of("insight");
       assert.equal(insights.length, 1);

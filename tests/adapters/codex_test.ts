@@ -375,7 +375,8 @@ Deno.test({
       await adapter.start();
       const pid = adapter.pid;
       assert.ok(pid);
-      await adapter.stop({ timeoutMs: 5_000 });
+      // Room for a loaded machine: Codex exits by itself once its stdin closes.
+      await adapter.stop({ timeoutMs: 15_000 });
       assert.deepEqual(await rec.exit, { code: 0, signal: null, expected: true });
       assert.equal(adapter.pid, undefined);
       await assert.rejects(() => adapter.deliver([chat(1, "late")]), /not running/);

@@ -85,3 +85,29 @@ Deno.test("outbox create: a second opener of a new outbox is refused by the lock
     await first.close();
   });
 });
+
+Deno.test("outbox create: a journal left without its outbox is cleared, never rolled back into the new one", async () => {
+  await withDir(async (dir) => {
+    const path = join(dir, "outbox.sqlite");
+    // A hot journal of another database once at this path: a transaction spilled, then a crash.
+    const other = new DatabaseSync(path);
+    other.exec("PRAGMA journal_mode = DELETE; PRAGMA cache_size = 1; CREATE TABLE t (x)");
+    other.exec("INSERT INTO t VALUES (1)");
+    other.exec("BEGIN");
+    other.exec(
+      "WITH RECURSIVE c(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM c WHERE n < 500) " +
+        "INSERT INTO t SELECT randomblob(2000) FROM c",
+    );
+    const journal = Deno.readFileSync(`${path}-journal`);
+    other.exec("ROLLBACK");
+    other.close();
+    Deno.removeSync(path);
+    Deno.writeFileSync(`${path}-journal`, journal);
+
+    const outbox = open(dir, new TestClock(), { send: okAll });
+    outbox.enqueue({ kind: "insight", payload: { n: 1 } });
+    await outbox.close();
+    assert.equal(inspectOutbox(path).pending, 1);
+    assert.deepEqual(pragmas(path), { journal: "wal", vacuum: 2, version: 1 });
+  });
+});

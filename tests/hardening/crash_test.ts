@@ -81,7 +81,7 @@ Deno.test({
           await waitFor(
             "the reply",
             () => replies(relay).some((r) => r.replyTo === message.id),
-            { timeoutMs: 10_000 },
+            { timeoutMs: 30_000 }, // a new runner process: room for a loaded machine
           )
             .catch(() => {
               const read = markedRead(relay, message.id);

@@ -473,7 +473,7 @@ realTest("the watchdog kills a frozen CLI whose interrupt goes unanswered", asyn
     assert.equal(s.adapter.pid, undefined);
     // The namespace went down with it: the frozen process is dead (gone, or a zombie until
     // the host's init reaps it).
-    await s.rec.waitFor("the frozen process to die", () => !alive(frozen[0]!), 5000);
+    await s.rec.waitFor("the frozen process to die", () => !alive(frozen[0]!), 20_000);
   } finally {
     await s.close();
   }

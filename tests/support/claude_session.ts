@@ -59,7 +59,7 @@ export class Recorder implements AdapterEvents {
    * Resolves once `predicate` holds (checked on every report and every 50 ms); rejects after
    * `timeoutMs` saying what it waited for.
    */
-  waitFor(what: string, predicate: () => boolean, timeoutMs = 20_000): Promise<void> {
+  waitFor(what: string, predicate: () => boolean, timeoutMs = 60_000): Promise<void> {
     if (predicate()) return Promise.resolve();
     return new Promise((resolve, reject) => {
       const check = () => {

@@ -85,12 +85,12 @@ export function recorder(): Recorder {
     diagnostics,
     exit,
     next: (test, options = {}) =>
-      wait(() => events.slice(options.from ?? 0).find(test), "an event", options.ms ?? 15_000),
+      wait(() => events.slice(options.from ?? 0).find(test), "an event", options.ms ?? 60_000),
     status: (status, options = {}) =>
       wait(
         () => statuses.slice(options.from ?? 0).includes(status) ? true : undefined,
         `status ${status}`,
-        options.ms ?? 15_000,
+        options.ms ?? 60_000,
       ).then(() => {}),
   };
 }

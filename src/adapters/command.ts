@@ -37,6 +37,8 @@ class CommandAdapter implements ProviderAdapter {
   /** Delivered message ids not answered yet in this turn. */
   readonly #awaiting = new Set<number>();
   #done: Promise<void> = Promise.resolve();
+  /** Settles once the delivery being written is reported `consumed` (or failed). */
+  #handingOver: Promise<void> | undefined;
   readonly #encoder = new TextEncoder();
 
   constructor(readonly context: AdapterContext, readonly events: AdapterEvents) {}
@@ -93,14 +95,20 @@ class CommandAdapter implements ProviderAdapter {
     this.#inTurn = true;
     for (const m of messages) this.#awaiting.add(m.id);
     if (!this.#selfReported) this.events.status("busy");
+    // The program may answer before the write's promise resumes here: what it says waits for
+    // the `consumed` below (#readStdout), so the runner always hears them in that order.
+    const handedOver = Promise.withResolvers<void>();
+    this.#handingOver = handedOver.promise;
     try {
       await stdin.write(this.#encoder.encode(text));
     } catch (error) {
       this.#inTurn = false;
       if (!this.#selfReported) this.events.status("idle");
+      handedOver.resolve();
       throw new Error(`Writing to the program's stdin failed: ${errorText(error)}`);
     }
     this.events.event({ type: "consumed", messageIds: messages.map((m) => m.id) }, Date.now());
+    handedOver.resolve();
   }
 
   /** SIGINT to the program during a turn; nothing when idle (a SIGINT would end most programs). */
@@ -186,6 +194,7 @@ class CommandAdapter implements ProviderAdapter {
     const onPartial = (text: string) =>
       this.events.diagnostic?.(`an unfinished last line was ignored: ${text.slice(0, 200)}`);
     for await (const line of readLines(stream, { signal, onPartial })) {
+      if (this.#handingOver) await this.#handingOver;
       try {
         this.#onLine(line);
       } catch (error) {

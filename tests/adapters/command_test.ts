@@ -4,6 +4,7 @@ import {
   type AdapterEvents,
   defaultSpawner,
   type SessionEvent,
+  type Spawner,
 } from "../../src/adapters/adapter.ts";
 import { getLogger } from "../../src/logger.ts";
 import type { AgentStatus, Message } from "../../src/types.ts";
@@ -36,7 +37,7 @@ function recorder() {
   return { sink, statuses, events, diagnostics, exit, next };
 }
 
-function adapterFor(args: string[], events: AdapterEvents) {
+function adapterFor(args: string[], events: AdapterEvents, spawn: Spawner = defaultSpawner) {
   return createCommandAdapter({
     agentId: "a",
     provider: "command",
@@ -46,7 +47,7 @@ function adapterFor(args: string[], events: AdapterEvents) {
     env: { AGENT_RELAY_RUNNER_PORT: "1" },
     permissionPolicy: "deny",
     decidePermission: () => Promise.resolve({ decision: "deny" }),
-    spawn: defaultSpawner,
+    spawn,
     log: getLogger("test"),
   }, events);
 }
@@ -75,6 +76,55 @@ Deno.test("command adapter: the echo agent answers a delivered message with a re
   });
   assert.deepEqual(r.statuses, ["idle", "busy", "idle"]);
   // Room for a loaded machine: the program exits by itself at the end of its stdin.
+  await adapter.stop({ timeoutMs: 10_000 });
+  assert.deepEqual(await r.exit, { code: 0, signal: null, expected: true });
+});
+
+/**
+ * A real child whose stdin writes complete only once its answer has come out on stdout: the
+ * program answers before the adapter's write resumes, as a loaded machine may schedule it.
+ */
+const lateWrites: Spawner = (command, options) => {
+  const child = defaultSpawner(command, options);
+  const answered = Promise.withResolvers<void>();
+  const stdout = child.stdout.pipeThrough(
+    new TransformStream<Uint8Array, Uint8Array>({
+      transform(chunk, out) {
+        out.enqueue(chunk);
+        answered.resolve();
+      },
+    }),
+  );
+  const writer = child.stdin.getWriter();
+  const stdin = new WritableStream<Uint8Array>({
+    async write(chunk) {
+      await writer.write(chunk);
+      await answered.promise;
+    },
+    close: () => writer.close(),
+    abort: (reason) => writer.abort(reason),
+  });
+  return {
+    pid: child.pid,
+    status: child.status,
+    stdin,
+    stdout,
+    stderr: child.stderr,
+    kill: (signal?: Deno.Signal) => child.kill(signal),
+    ref: () => child.ref(),
+    unref: () => child.unref(),
+    output: () => child.output(),
+    [Symbol.asyncDispose]: () => child[Symbol.asyncDispose](),
+  } as unknown as Deno.ChildProcess;
+};
+
+Deno.test("command adapter: consumed comes before the answer, even when the program answers before the write resumes", async () => {
+  const r = recorder();
+  const adapter = adapterFor([ECHO], r.sink, lateWrites);
+  await adapter.start();
+  await adapter.deliver([message(7, "hello")]);
+  await r.next((e) => e.type === "turn-end");
+  assert.deepEqual(r.events.map((e) => e.type), ["consumed", "response", "turn-end"]);
   await adapter.stop({ timeoutMs: 10_000 });
   assert.deepEqual(await r.exit, { code: 0, signal: null, expected: true });
 });

@@ -140,21 +140,27 @@ export async function recentMirror(
   return kept;
 }
 
-/** The `/monitor` WebSocket; resolves with how it ended. */
+/**
+ * The `/monitor` WebSocket: `hello` settles once its first event came (or it closed), `ended`
+ * with how it ended.
+ */
 function followMonitor(
   link: RunnerLink,
   onEvent: (event: Record<string, unknown>) => void,
   detach: AbortSignal,
-): Promise<{ code: number; reason: string }> {
+): { hello: Promise<void>; ended: Promise<{ code: number; reason: string }> } {
   const url = `ws://127.0.0.1:${link.info.controlPort}/monitor`;
   const socket = new WebSocket(url, { headers: { authorization: `Bearer ${link.secret}` } });
-  return new Promise((resolve) => {
+  const hello = Promise.withResolvers<void>();
+  const ended = new Promise<{ code: number; reason: string }>((resolve) => {
     const close = () => socket.close(1000, "detached");
     detach.addEventListener("abort", close, { once: true });
     socket.onmessage = (event) => {
       try {
         const value = JSON.parse(String(event.data));
-        if (typeof value === "object" && value !== null) onEvent(value);
+        if (typeof value !== "object" || value === null) return;
+        hello.resolve(); // the first event is the hello (or an error in its place)
+        onEvent(value);
       } catch {
         // Not JSON: nothing to show.
       }
@@ -164,9 +170,11 @@ function followMonitor(
     };
     socket.onclose = (event) => {
       detach.removeEventListener("abort", close);
+      hello.resolve();
       resolve({ code: event.code, reason: event.reason });
     };
   });
+  return { hello: hello.promise, ended };
 }
 
 /** Lines typed on `stdin`, one call per non-empty line; returns at the end of stdin. */
@@ -321,6 +329,13 @@ export async function attachCommand(
       if (!detach.aborted) note("the relay's bus is not connected yet: retrying", "warn");
     });
   }
+  // The runner's monitor is open before "attached" is shown and a typed line can go out, so
+  // what the agent does with the first line is seen (its hello comes first).
+  const monitor = followMonitor(link, (event) => {
+    if (event["type"] === "hello") return;
+    show(monitorLine(event, Date.now()));
+  }, detach);
+  await monitor.hello;
   note(
     `attached to ${agentId} (${String(status["provider"] ?? link.info.provider)}), status ${
       String(status["status"])
@@ -360,10 +375,7 @@ export async function attachCommand(
   };
   void readLines(options.stdin ?? Deno.stdin.readable, (line) => void send(line), detach);
 
-  const ended = await followMonitor(link, (event) => {
-    if (event["type"] === "hello") return;
-    show(monitorLine(event, Date.now()));
-  }, detach);
+  const ended = await monitor.ended;
   bus?.close();
   dispose();
   if (detach.aborted) {

@@ -227,7 +227,7 @@ export async function attachCommand(
 ): Promise<number> {
   const out = options.stdout ?? lineWriter(Deno.stdout);
   const err = options.stderr ?? lineWriter(Deno.stderr);
-  const { values, positionals } = parseFlags(args, FLAGS, "attach");
+  const { values, positionals } = parseFlags(args, FLAGS, { command: "attach" });
   if (values["help"] === true) {
     out(ATTACH_USAGE);
     return 0;

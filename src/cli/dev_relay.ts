@@ -58,7 +58,7 @@ export async function devRelayCommand(
   let dbPath: string | undefined;
   let permission: "allow" | "deny";
   try {
-    const { values, positionals, rest } = parseFlags(args, FLAGS, "dev-relay");
+    const { values, positionals, rest } = parseFlags(args, FLAGS, { command: "dev-relay" });
     if (values["help"] === true) {
       out(DEV_RELAY_USAGE);
       return 0;

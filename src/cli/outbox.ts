@@ -160,7 +160,7 @@ function runOutboxCommand(
   let limit = 50;
   let seq: number | undefined;
   try {
-    const parsed = parseFlags(args, FLAGS, "outbox");
+    const parsed = parseFlags(args, FLAGS, { command: "outbox" });
     values = parsed.values;
     if (values["help"] === true) {
       out(OUTBOX_HELP);

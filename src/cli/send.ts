@@ -75,7 +75,7 @@ interface SendArgs {
 }
 
 function parseSendArgs(args: string[], env: Env): SendArgs | "help" {
-  const { values, positionals, rest } = parseFlags(args, FLAGS, "send");
+  const { values, positionals, rest } = parseFlags(args, FLAGS, { command: "send" });
   if (values["help"] === true) return "help";
   const str = (name: string) => typeof values[name] === "string" ? values[name] : undefined;
   const relayRaw = str("relay") ?? (env["AGENT_RELAY_URL"] || undefined);

@@ -171,7 +171,7 @@ export async function statusCommand(
 ): Promise<number> {
   const out = options.stdout ?? write(Deno.stdout);
   const err = options.stderr ?? write(Deno.stderr);
-  const { values, positionals } = parseFlags(args, FLAGS, "status");
+  const { values, positionals } = parseFlags(args, FLAGS, { command: "status" });
   if (values["help"] === true) {
     out(STATUS_USAGE);
     return 0;

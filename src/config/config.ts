@@ -244,7 +244,7 @@ export const RUN_FLAGS: FlagSpecs = {
 
 /** Resolves the `run` configuration from argv and the environment. Throws {@linkcode UsageError}. */
 export function resolveRunConfig(args: string[], env: Env): RunConfig {
-  const { values, positionals, rest } = parseFlags(args, RUN_FLAGS, "run");
+  const { values, positionals, rest } = parseFlags(args, RUN_FLAGS, { command: "run" });
   if (positionals.length > 0) {
     throw new UsageError(
       `unexpected argument "${positionals[0]}" for "run" (provider arguments go after --)`,

@@ -32,8 +32,19 @@ export interface ParsedFlags {
   rest: string[];
 }
 
-/** Parses `args` against `specs`; `command` names the command in errors. */
-export function parseFlags(args: string[], specs: FlagSpecs, command: string): ParsedFlags {
+/** Options of {@linkcode parseFlags}. */
+export interface ParseFlagsOptions {
+  /** The command, named in errors: `unknown flag --x for "run"`. */
+  command: string;
+}
+
+/** Parses `args` against `specs`. */
+export function parseFlags(
+  args: string[],
+  specs: FlagSpecs,
+  options: ParseFlagsOptions,
+): ParsedFlags {
+  const { command } = options;
   const dash = args.indexOf("--");
   const own = dash === -1 ? args : args.slice(0, dash);
   const rest = dash === -1 ? [] : args.slice(dash + 1);

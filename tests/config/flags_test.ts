@@ -30,7 +30,7 @@ const ACCEPTED = [
 
 Deno.test("flags: what parseArgs (strict, positionals allowed) accepts is parsed the same way", () => {
   for (const args of ACCEPTED) {
-    const ours = parseFlags(args, SPECS, "test");
+    const ours = parseFlags(args, SPECS, { command: "test" });
     const node = parseArgs({ args, options: SPECS, strict: true, allowPositionals: true });
     assert.deepEqual({ ...ours.values }, { ...node.values }, JSON.stringify(args));
     assert.deepEqual(ours.positionals, node.positionals, JSON.stringify(args));
@@ -56,7 +56,7 @@ Deno.test("flags: what parseArgs refuses is one usage error line naming the flag
   ];
   for (const [args, message] of refused) {
     assert.throws(() => parseArgs({ args, options: SPECS, strict: true, allowPositionals: true }));
-    assert.throws(() => parseFlags(args, SPECS, "test"), (error) => {
+    assert.throws(() => parseFlags(args, SPECS, { command: "test" }), (error) => {
       assert.ok(error instanceof UsageError);
       assert.match(error.message, message);
       return true;
@@ -65,8 +65,11 @@ Deno.test("flags: what parseArgs refuses is one usage error line naming the flag
 });
 
 Deno.test("flags: everything after the first -- is passed through untouched", () => {
-  const parsed = parseFlags(["--json", "--", "--bogus", "-h", "--"], SPECS, "test");
+  const parsed = parseFlags(["--json", "--", "--bogus", "-h", "--"], SPECS, { command: "test" });
   assert.deepEqual(parsed.values, { json: true });
   assert.deepEqual(parsed.rest, ["--bogus", "-h", "--"]);
-  assert.throws(() => parseFlags(["--agent-id", "--"], SPECS, "test"), /needs a value/);
+  assert.throws(
+    () => parseFlags(["--agent-id", "--"], SPECS, { command: "test" }),
+    /needs a value/,
+  );
 });

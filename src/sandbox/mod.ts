@@ -4,8 +4,8 @@
  * launcher that also owns the run's process lifetime; files opened without following symlinks
  * (docs/sandbox.md).
  *
- * This folder imports nothing from the rest of `src/` but `util`: the configuration, the
- * logger and the outbox may all use its file helpers.
+ * This folder imports from the rest of `src/` only `util`, the configuration's types, and (in
+ * the launcher's check of the run's files, loaded when it runs) the outbox's file names.
  *
  * @module
  */

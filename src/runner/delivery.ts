@@ -9,6 +9,7 @@
  * @module
  */
 import type { ProviderAdapter } from "../adapters/mod.ts";
+import type { EnqueueResult } from "../outbox/mod.ts";
 import { getLogger } from "../logger.ts";
 import { OversizedAnswerError } from "../relay/mod.ts";
 import type { Message, ReplyObligation } from "../types.ts";
@@ -214,9 +215,9 @@ export class Delivery {
     log.error(`message #${first.id} from ${first.from} refused: ${why}`);
     const at = this.#d.clock.now();
     const message = { id: first.id, from: first.from };
-    this.#d.events.failureReply(message, why, at);
+    const stored = this.#d.events.failureReply(message, why, at);
     this.#d.events.receipt(first.id, "failed", { at, detail: why });
-    this.markRead(first.id, at);
+    this.#readAnswered(first.id, stored, at);
     this.#d.obligations.markAnswered([first.id]);
   }
 
@@ -310,13 +311,30 @@ export class Delivery {
   }
 
   #reply(message: Message, text: string, at: number): void {
-    this.#d.events.reply(message, text, at);
-    this.#d.events.receipt(message.id, "answered", { at });
+    const stored = this.#d.events.reply(message, text, at);
+    if (stored) this.#d.events.receipt(message.id, "answered", { at });
     // Read together with its answer, not at the end of the turn: a kill later in the turn must
     // not make an answered message look unanswered.
-    this.markRead(message.id, at);
+    this.#readAnswered(message.id, stored, at);
     this.#d.obligations.markAnswered([message.id]);
     this.#d.obligations.markDirty();
+  }
+
+  /**
+   * Marks `id` read once its answer (a reply or a failure reply) is stored. An answer the outbox
+   * could not store (a full disk) leaves the message unread instead, so the next start delivers
+   * it again: read without its answer, it would be lost.
+   */
+  #readAnswered(id: number, answer: EnqueueResult | undefined, at: number): void {
+    if (answer !== undefined) {
+      this.markRead(id, at);
+      return;
+    }
+    log.error(
+      `the answer to message #${id} could not be stored: the message stays unread on the relay, ` +
+        `and the next start delivers it again`,
+    );
+    this.#d.inbox.leaveUnread(id);
   }
 
   /** Sends the held replies whose peer is under its rate again; checks every 5 s while any wait. */
@@ -402,10 +420,10 @@ export class Delivery {
     const at = this.#d.clock.now();
     for (const message of failed) {
       log.warn(`message #${message.id} failed for good: ${why}`);
-      this.#d.events.failureReply(message, why, at);
+      const stored = this.#d.events.failureReply(message, why, at);
       this.#d.events.receipt(message.id, "failed", { at, detail: why });
       this.#d.events.task(message, "failed");
-      this.markRead(message.id, at);
+      this.#readAnswered(message.id, stored, at);
     }
     if (failed.length > 0) {
       this.#retries = 0;

@@ -103,14 +103,21 @@ export class EventQueue {
     this.mirror("timeline", status, { extra: { status, ...details } });
   }
 
-  /** The agent's answer to `message`. */
-  reply(message: Message, body: string, at: number): void {
-    this.queue(replyTo(message, body, this.#o), at);
+  /** The agent's answer to `message`; `undefined` when it could not be stored. */
+  reply(message: Message, body: string, at: number): EnqueueResult | undefined {
+    return this.queue(replyTo(message, body, this.#o), at);
   }
 
-  /** The failure reply to `message`: its turn failed for good, for the reason `error`. */
-  failureReply(message: Pick<Message, "id" | "from">, error: string, at: number): void {
-    this.queue(failureReply(message, error, this.#o), at);
+  /**
+   * The failure reply to `message`: its turn failed for good, for the reason `error`.
+   * `undefined` when it could not be stored.
+   */
+  failureReply(
+    message: Pick<Message, "id" | "from">,
+    error: string,
+    at: number,
+  ): EnqueueResult | undefined {
+    return this.queue(failureReply(message, error, this.#o), at);
   }
 
   /** A receipt: `message` reached `state` here. */

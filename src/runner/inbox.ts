@@ -346,6 +346,14 @@ export class Inbox {
     return true;
   }
 
+  /**
+   * `id` stays unread on the relay for the rest of this run (its answer could not be stored):
+   * no mark-read is queued for it, so the next start delivers it again.
+   */
+  leaveUnread(id: number): void {
+    this.#markedRead.add(id);
+  }
+
   /** Whether the mark-read of `id` is still to be queued (true once per id). */
   claimMarkRead(id: number): boolean {
     return this.#markedRead.add(id);

@@ -41,8 +41,11 @@ function setup(options: { pages?: PageSource; repliesPerMinute?: number } = {}) 
     sessionId: () => "s",
     now: () => clock.now(),
   });
+  /** Kinds of event the outbox cannot store for now (a full disk). */
+  const refused = new Set<string>();
   events.attach({
     enqueue: (input) => {
+      if (refused.has(input.kind)) throw new Error("Outbox could not store it: disk is full");
       const event = readOutgoing({ kind: input.kind, payload: input.payload });
       assert.ok(event, `a well-formed ${input.kind} event`);
       sent.push(event);
@@ -112,6 +115,7 @@ function setup(options: { pages?: PageSource; repliesPerMinute?: number } = {}) 
     afters,
     polls: () => polls,
     failNext: () => (failNext = true),
+    refused,
     /** Runs every timer due within `ms`, letting promises settle between. */
     run: async (ms = 0) => {
       for (let i = 0; i < 5; i++) {
@@ -156,6 +160,26 @@ Deno.test("delivery: a response answers the turn and marks each message read wit
   t.delivery.endTurn(true);
   assert.deepEqual(t.kinds(), ["session:m1", "chat:1", "read:1"]);
   assert.deepEqual(t.receipts(), ["1:received", "1:handed", "1:answered"]);
+});
+
+Deno.test("delivery: an answer the outbox cannot store leaves its message unread, never read without it", async () => {
+  const t = await ready();
+  t.delivery.receive(msg(1));
+  t.clock.tick(0);
+  await settle();
+  t.refused.add("message"); // the reply is refused; a small mark-read would still fit
+  t.delivery.respond("hi", t.clock.now());
+  t.delivery.endTurn(true);
+  assert.deepEqual(t.kinds(), ["session:m1"]);
+  assert.deepEqual(t.receipts(), ["1:received", "1:handed"]);
+
+  // Room again: the next message is answered and read as usual.
+  t.refused.clear();
+  t.delivery.receive(msg(2));
+  await t.run();
+  t.delivery.respond("hello", t.clock.now());
+  t.delivery.endTurn(true);
+  assert.deepEqual(t.kinds(), ["session:m1", "session:m2", "chat:2", "read:2"]);
 });
 
 Deno.test("delivery: a failed hand-over is retried, without a second prompt echo", async () => {
@@ -250,6 +274,20 @@ Deno.test("delivery: a turn that fails twice ends in one failure reply, marked r
     });
     assert.match(reply.payload.body, /could not answer message 1: The model API answered 500/);
   }
+});
+
+Deno.test("delivery: a failure reply the outbox cannot store leaves its message unread", async () => {
+  const t = await ready();
+  t.delivery.receive(msg(1));
+  await t.run();
+  t.delivery.endTurn(false, "the model API answered 500");
+  await t.run(1_000);
+  t.refused.add("message");
+  t.delivery.endTurn(false, "the model API answered 500");
+  await t.run(5_000);
+  assert.deepEqual(t.handed, [[1], [1]]);
+  assert.deepEqual(t.kinds(), ["session:m1"], "no mark-read without the failure reply");
+  assert.deepEqual(t.receipts(), ["1:received", "1:handed", "1:handed", "1:failed"]);
 });
 
 Deno.test("delivery: an operator's interrupt fails the turn for good, without a retry", async () => {

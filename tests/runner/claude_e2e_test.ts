@@ -28,7 +28,7 @@ import {
   type MockScript,
   startMockAnthropic,
 } from "../support/mock_anthropic.ts";
-import { cmdline, descendants } from "../support/process_tree.ts";
+import { cmdline } from "../support/process_tree.ts";
 import { mirrorEntries, Poster } from "../support/relay_messages.ts";
 import { waitFor } from "../support/wait.ts";
 
@@ -157,12 +157,20 @@ function sessionMirror(w: World) {
   return mirrorEntries(w.relay, (m) => m.from === AGENT);
 }
 
-/** The host pid of the `unshare` process that wraps the CLI (started by this process). */
-function claudeWrapperPid(): number | undefined {
-  return descendants(Deno.pid).find((pid) => {
-    const argv = cmdline(pid);
-    return argv?.[0]?.endsWith("unshare") && argv.includes(CLAUDE!);
+/**
+ * The host pid of the `unshare` process that wraps this runner's CLI: the provider pid that
+ * `/status` shows. (Not the first such process under this one: `deno test --parallel` runs
+ * other test files' Claude processes in this same process, and killing one broke their tests.)
+ */
+async function claudeWrapperPid(runner: Runner): Promise<number | undefined> {
+  const secret = (await Deno.readTextFile(join(runner.config.stateDir, "control-secret"))).trim();
+  const res = await fetch(`http://127.0.0.1:${runner.controlPort}/status`, {
+    headers: { authorization: `Bearer ${secret}` },
   });
+  // `pid` is the provider's, or the runner's own (this process) while no provider runs.
+  const { pid } = await res.json() as { pid?: number };
+  if (pid === undefined || pid === Deno.pid) return undefined;
+  return pid;
 }
 
 Deno.test({
@@ -216,13 +224,18 @@ Deno.test({
   fn: async () => {
     const w = await world();
     try {
-      await w.startRunner();
+      const runner = await w.startRunner();
       const first = await w.send("PING remember-alpha");
       await waitFor("the first reply", () => replyTo(w, first.id));
-      const wrapper = claudeWrapperPid();
+      const wrapper = await claudeWrapperPid(runner);
       assert.ok(wrapper !== undefined, "found the CLI's process");
+      const argv = cmdline(wrapper);
+      assert.ok(argv?.[0]?.endsWith("unshare"), `pid ${wrapper} wraps the CLI: ${argv?.[0]}`);
       Deno.kill(wrapper, "SIGKILL");
-      await waitFor("the old process to go", () => claudeWrapperPid() !== wrapper);
+      await waitFor(
+        "the old process to go",
+        async () => (await claudeWrapperPid(runner)) !== wrapper,
+      );
       const second = await w.send("PING beta");
       const reply = await waitFor("the second reply", () => replyTo(w, second.id));
       assert.equal(reply.body, "PONG from mock");

@@ -12,7 +12,7 @@
  * unshare --user --map-root-user --net --pid --fork --kill-child bash -c SCRIPT
  * ```
  *
- * SCRIPT brings `lo` up, starts the forwarder, waits until its ports accept, then runs the CLI
+ * SCRIPT brings `lo` up, starts the forwarder, waits until it says it listens, then runs the CLI
  * in the foreground (bash stays pid 1 of the namespace and reaps). Only `lo` exists in there, so
  * nothing can leave the machine. Killing the `unshare` process (SIGKILL; it ignores SIGTERM)
  * kills bash via `--kill-child`, and the end of pid 1 ends every process of the namespace: the
@@ -101,16 +101,15 @@ specs=()
 while [[ $# -gt 0 && $1 != -- ]]; do specs+=("$1"); shift; done
 shift
 if [[ \${#specs[@]} -gt 0 ]]; then
-  "$CLAUDE_NETNS_DENO" run --no-config --no-lock --allow-net="$CLAUDE_NETNS_ALLOW_NET" \\
-    --allow-read="$CLAUDE_NETNS_SOCKETS" --allow-write="$CLAUDE_NETNS_SOCKETS" \\
-    "$CLAUDE_NETNS_FORWARDER" "\${specs[@]}" </dev/null >/dev/null &
-  for spec in "\${specs[@]}"; do
-    port=\${spec%%=*}
-    for _ in $(seq 1 400); do
-      if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then break; fi
-      sleep 0.025
-    done
-  done
+  # The forwarder says "ready" once it listens on every port. (Probing the ports instead could
+  # connect a probe to itself, which then held the port the forwarder needed.)
+  coproc FORWARDER { "$CLAUDE_NETNS_DENO" run --no-config --no-lock \\
+    --allow-net="$CLAUDE_NETNS_ALLOW_NET" --allow-read="$CLAUDE_NETNS_SOCKETS" \\
+    --allow-write="$CLAUDE_NETNS_SOCKETS" "$CLAUDE_NETNS_FORWARDER" "\${specs[@]}" </dev/null; }
+  if ! read -r -t 30 said <&"\${FORWARDER[0]}" || [[ $said != ready ]]; then
+    echo "claude-netns: the port forwarder did not start" >&2
+    exit 97
+  fi
 fi
 unset CLAUDE_NETNS_DENO CLAUDE_NETNS_FORWARDER CLAUDE_NETNS_ALLOW_NET CLAUDE_NETNS_SOCKETS
 "$@"
@@ -283,8 +282,7 @@ async function pipe(from: Deno.Conn, to: Deno.Conn): Promise<void> {
   }
 }
 
-async function forward(port: number, socket: string): Promise<void> {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port });
+async function forward(listener: Deno.TcpListener, socket: string): Promise<void> {
   for await (const conn of listener) {
     (async () => {
       let upstream: Deno.UnixConn | undefined;
@@ -314,5 +312,12 @@ if (import.meta.main) {
     }
     return { port, socket };
   });
-  await Promise.all(specs.map((s) => forward(s.port, s.socket)));
+  // Every port listens before "ready" goes out (the script starts the CLI on that line).
+  const listening = specs.map((s) => ({
+    listener: Deno.listen({ hostname: "127.0.0.1", port: s.port }),
+    socket: s.socket,
+  }));
+  // deno-lint-ignore no-console
+  console.log("ready");
+  await Promise.all(listening.map((l) => forward(l.listener, l.socket)));
 }

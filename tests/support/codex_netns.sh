@@ -21,10 +21,14 @@ fi
 ip link set lo up
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # --allow-all: Deno reads /proc/PID/stat (to see Codex exit) only with all permissions.
-DENO_NO_UPDATE_CHECK=1 "$CODEX_NETNS_DENO" run --no-config --no-lock --allow-all \
-  "$here/codex_netns_forward.ts" "$CODEX_NETNS_PORT" "$CODEX_NETNS_SOCKET" "$$" </dev/null >/dev/null &
-for _ in $(seq 1 200); do
-  if (exec 3<>"/dev/tcp/127.0.0.1/$CODEX_NETNS_PORT") 2>/dev/null; then break; fi
-  sleep 0.025
-done
+# The forwarder says "ready" once it listens. (Probing the port instead could connect a probe
+# to itself, which then held the port the forwarder needed.)
+exec {forwarder}< <(DENO_NO_UPDATE_CHECK=1 "$CODEX_NETNS_DENO" run --no-config --no-lock \
+  --allow-all "$here/codex_netns_forward.ts" "$CODEX_NETNS_PORT" "$CODEX_NETNS_SOCKET" "$$" \
+  </dev/null)
+if ! read -r -t 30 said <&"$forwarder" || [[ $said != ready ]]; then
+  echo "codex_netns: the port forwarder did not start" >&2
+  exit 97
+fi
+exec {forwarder}<&-
 exec "$CODEX_NETNS_BIN" "$@"

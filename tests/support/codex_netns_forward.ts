@@ -57,6 +57,9 @@ if (import.meta.main) {
   const [port, socket, watch] = Deno.args;
   if (!port || !socket || !watch) throw new Error("Usage: codex_netns_forward.ts PORT SOCKET PID");
   const listener = Deno.listen({ hostname: "127.0.0.1", port: Number(port) });
+  // The script starts Codex on this line, once the port listens.
+  // deno-lint-ignore no-console
+  console.log("ready");
   const pid = Number(watch);
   setInterval(() => {
     if (!alive(pid)) Deno.exit(0);

@@ -12,77 +12,55 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { startDevRelay } from "../../src/dev_relay/mod.ts";
-import { withHome } from "../support/home.ts";
-import { startRunner } from "../support/runner_process.ts";
 import { waitFor } from "../support/wait.ts";
 import { closeAll, openHalfSent, serverConnections } from "../control/half_sent.ts";
 import {
-  fakeClaude,
   hookEnv,
   latencyFigures,
   OBJECT_MEMBER_METHODS,
   rawRequest,
   ROUTES,
   runHook,
+  withFakeClaude,
 } from "./support/round2.ts";
 
 // deno-lint-ignore no-console
 const report = (line: string) => console.log(`  figure: ${line}`);
 
 Deno.test("control server: methods named like Object members answer 405 (401 without the secret) on every route, never 5xx", async () => {
-  await withHome("arr-control-", async (home) => {
-    const relay = await startDevRelay({ port: 0 });
-    try {
-      const runner = startRunner(relay, {
-        agentId: "ctl",
-        home,
-        cwd: home,
-        provider: "claude",
-        env: await fakeClaude(home),
-      });
-      const { port, secret } = await runner.control();
-      const seen = new Map<number, number>();
-      for (const method of OBJECT_MEMBER_METHODS) {
-        for (const path of ROUTES) {
-          const authed = await rawRequest(port, method, path, secret);
-          seen.set(authed.status, (seen.get(authed.status) ?? 0) + 1);
-          assert.equal(authed.status, 405, `${method} ${path}: ${authed.text}`);
-          assert.match(authed.text, /\r\nallow: /i, `${method} ${path}: an Allow header`);
-          assert.match(authed.text, /"error":/, `${method} ${path}: a JSON error`);
-          const anon = await rawRequest(port, method, path);
-          assert.ok(
-            anon.status === 401 || anon.status === 405,
-            `${method} ${path} without the secret: ${anon.text}`,
-          );
-        }
+  await withFakeClaude("arr-control-", async ({ start }) => {
+    const runner = start({ agentId: "ctl" });
+    const { port, secret } = await runner.control();
+    const seen = new Map<number, number>();
+    for (const method of OBJECT_MEMBER_METHODS) {
+      for (const path of ROUTES) {
+        const authed = await rawRequest(port, method, path, secret);
+        seen.set(authed.status, (seen.get(authed.status) ?? 0) + 1);
+        assert.equal(authed.status, 405, `${method} ${path}: ${authed.text}`);
+        assert.match(authed.text, /\r\nallow: /i, `${method} ${path}: an Allow header`);
+        assert.match(authed.text, /"error":/, `${method} ${path}: a JSON error`);
+        const anon = await rawRequest(port, method, path);
+        assert.ok(
+          anon.status === 401 || anon.status === 405,
+          `${method} ${path} without the secret: ${anon.text}`,
+        );
       }
-      // The runner is up and unharmed: a real hook still answers, and nothing was logged as an
-      // error of the runner's own.
-      const ok = await runHook("stop", "{}", await hookEnv(runner));
-      assert.deepEqual([ok.code, ok.stdout], [0, "{}"]);
-      const log = await runner.log();
-      assert.doesNotMatch(log, /\b(ERROR|FATAL)\b/);
-      assert.equal(await runner.stop(), 0);
-    } finally {
-      await relay.close();
     }
+    // The runner is up and unharmed: a real hook still answers, and nothing was logged as an
+    // error of the runner's own.
+    const ok = await runHook("stop", "{}", await hookEnv(runner));
+    assert.deepEqual([ok.code, ok.stdout], [0, "{}"]);
+    const log = await runner.log();
+    assert.doesNotMatch(log, /\b(ERROR|FATAL)\b/);
+    assert.equal(await runner.stop(), 0);
   });
 });
 
 Deno.test("control server: 200 idle half-sent requests over the real port; the real Stop hook keeps answering", async () => {
-  await withHome("arr-control-", async (home) => {
-    const relay = await startDevRelay({ port: 0 });
+  await withFakeClaude("arr-control-", async ({ start }) => {
     const conns: Deno.TcpConn[] = [];
     try {
-      const runner = startRunner(relay, {
-        agentId: "ctl",
-        home,
-        cwd: home,
-        provider: "claude",
-        env: await fakeClaude(home),
-        logLevel: "info",
-      });
+      const runner = start({ agentId: "ctl", logLevel: "info" });
       const env = await hookEnv(runner);
       const { port, secret } = await runner.control();
       const hookRounds = async (n: number) => {
@@ -130,7 +108,6 @@ Deno.test("control server: 200 idle half-sent requests over the real port; the r
       assert.equal(await runner.stop(), 0);
     } finally {
       closeAll(conns);
-      await relay.close();
     }
   });
 });
@@ -144,18 +121,10 @@ Deno.test("control server: 200 idle half-sent requests over the real port; the r
 Deno.test({
   name: "control: a graceful stop ends within its budget while half-sent requests stay open",
   fn: async () => {
-    await withHome("arr-control-", async (home) => {
-      const relay = await startDevRelay({ port: 0 });
+    await withFakeClaude("arr-control-", async ({ start }) => {
       const conns: Deno.TcpConn[] = [];
       try {
-        const runner = startRunner(relay, {
-          agentId: "ctl",
-          home,
-          cwd: home,
-          provider: "claude",
-          env: await fakeClaude(home),
-          extraArgs: ["--stop-timeout", "4"],
-        });
+        const runner = start({ agentId: "ctl", extraArgs: ["--stop-timeout", "4"] });
         const { port, secret } = await runner.control();
         conns.push(...await openHalfSent(port, 10, { kind: "headers" }));
         conns.push(...await openHalfSent(port, 10, { kind: "body-unauthenticated" }));
@@ -171,7 +140,6 @@ Deno.test({
         assert.equal(code, 0, "the graceful stop ended within its 4 s budget");
       } finally {
         closeAll(conns);
-        await relay.close();
       }
     });
   },

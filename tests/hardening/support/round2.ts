@@ -9,7 +9,13 @@
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { type HookRun, runHookScript } from "../../support/hook_scripts.ts";
-import type { RunningRunner } from "../../support/runner_process.ts";
+import { type DevRelay, startDevRelay } from "../../../src/dev_relay/mod.ts";
+import { withHome } from "../../support/home.ts";
+import {
+  type RunnerOptions,
+  type RunningRunner,
+  startRunner,
+} from "../../support/runner_process.ts";
 
 const FAKE_CLAUDE = fileURLToPath(
   new URL("../../fixtures/claude/fake_claude.ts", import.meta.url),
@@ -28,6 +34,32 @@ export async function fakeClaude(dir: string): Promise<Record<string, string>> {
     { mode: 0o700 },
   );
   return { AGENT_RELAY_CLAUDE_BIN: bin };
+}
+
+/** What {@linkcode withFakeClaude} gives its body. */
+export interface FakeClaudeWorld {
+  home: string;
+  relay: DevRelay;
+  /** Starts a runner of the fake Claude CLI, with the home as its cwd. */
+  start(options: Pick<RunnerOptions, "agentId" | "logLevel" | "extraArgs">): RunningRunner;
+}
+
+/** Runs `fn` in a fresh home (`prefix`) beside a reference relay, closed afterwards. */
+export async function withFakeClaude<T>(
+  prefix: string,
+  fn: (world: FakeClaudeWorld) => Promise<T>,
+): Promise<T> {
+  return await withHome(prefix, async (home) => {
+    const relay = await startDevRelay({ port: 0 });
+    try {
+      const env = await fakeClaude(home);
+      const start: FakeClaudeWorld["start"] = (options) =>
+        startRunner(relay, { ...options, home, cwd: home, provider: "claude", env });
+      return await fn({ home, relay, start });
+    } finally {
+      await relay.close();
+    }
+  });
 }
 
 export type { HookRun };

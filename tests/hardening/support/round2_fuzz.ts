@@ -15,19 +15,18 @@
  *
  * @module
  */
-import { startDevRelay } from "../../../src/dev_relay/mod.ts";
 import { withHome } from "../../support/home.ts";
 import { startRunner } from "../../support/runner_process.ts";
 import { waitFor } from "../../support/wait.ts";
 import { rawMessage, startFakeRelay } from "./fake_relay.ts";
 import { mulberry32, type Rng } from "./prng.ts";
 import {
-  fakeClaude,
   HOSTILE_CHARS,
   OBJECT_MEMBER_METHODS,
   rawControls,
   rawRequest,
   ROUTES,
+  withFakeClaude,
 } from "./round2.ts";
 
 /** What a round-2 fuzz run found. */
@@ -165,60 +164,48 @@ export async function fuzzControlMethods(options: Round2Options): Promise<Round2
   const started = performance.now();
   const failures: string[] = [];
   const counts: Record<string, number> = {};
-  await withHome("arr-fuzz2-", async (home) => {
-    const relay = await startDevRelay({ port: 0 });
-    try {
-      const runner = startRunner(relay, {
-        agentId: "fuzzed",
-        home,
-        cwd: home,
-        provider: "claude",
-        env: await fakeClaude(home),
-        logLevel: "info",
-      });
-      const { port, secret } = await runner.control();
-      const deadline = performance.now() + (options.timeoutMs ?? 120_000);
-      for (let i = 0; i < options.count && performance.now() < deadline; i++) {
-        const member = rng.pick(OBJECT_MEMBER_METHODS);
-        const method = rng.pick([
-          member,
-          member.toUpperCase(),
-          rng.string(rng.int(1, 24), TCHARS),
-          rng.pick(["GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "HEAD", "get", "post"]),
-        ]);
-        const path = rng.chance(0.8) ? rng.pick(ROUTES) : `/${rng.pick(OBJECT_MEMBER_METHODS)}`;
-        const authed = rng.chance(0.6);
-        if (rng.chance(0.1)) {
-          // Half-sent, then dropped.
-          const conn = await Deno.connect({ hostname: "127.0.0.1", port });
-          const head = `${method} ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\n` +
-            (authed ? `Authorization: Bearer ${secret}\r\n` : "") +
-            (rng.chance(0.5) ? "Content-Length: 100\r\n\r\n{" : "X-Half: y");
-          await conn.write(new TextEncoder().encode(head));
-          conn.close();
-          counts["half-sent"] = (counts["half-sent"] ?? 0) + 1;
-          continue;
-        }
-        const res = await rawRequest(port, method, path, authed ? secret : undefined);
-        counts[String(res.status)] = (counts[String(res.status)] ?? 0) + 1;
-        if (res.status === 0 || res.status >= 500) {
-          failures.push(`case ${i}: ${method} ${path} (secret: ${authed}) answered ${res.status}`);
-        }
-        if (i % 100 === 0) {
-          const health = await fetch(`http://127.0.0.1:${port}/health`).catch(() => undefined);
-          if (health?.status !== 200) {
-            failures.push(`case ${i}: /health answered ${health?.status}`);
-          }
-          await health?.body?.cancel();
-        }
+  await withFakeClaude("arr-fuzz2-", async ({ start }) => {
+    const runner = start({ agentId: "fuzzed", logLevel: "info" });
+    const { port, secret } = await runner.control();
+    const deadline = performance.now() + (options.timeoutMs ?? 120_000);
+    for (let i = 0; i < options.count && performance.now() < deadline; i++) {
+      const member = rng.pick(OBJECT_MEMBER_METHODS);
+      const method = rng.pick([
+        member,
+        member.toUpperCase(),
+        rng.string(rng.int(1, 24), TCHARS),
+        rng.pick(["GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "HEAD", "get", "post"]),
+      ]);
+      const path = rng.chance(0.8) ? rng.pick(ROUTES) : `/${rng.pick(OBJECT_MEMBER_METHODS)}`;
+      const authed = rng.chance(0.6);
+      if (rng.chance(0.1)) {
+        // Half-sent, then dropped.
+        const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+        const head = `${method} ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\n` +
+          (authed ? `Authorization: Bearer ${secret}\r\n` : "") +
+          (rng.chance(0.5) ? "Content-Length: 100\r\n\r\n{" : "X-Half: y");
+        await conn.write(new TextEncoder().encode(head));
+        conn.close();
+        counts["half-sent"] = (counts["half-sent"] ?? 0) + 1;
+        continue;
       }
-      const code = await runner.stop();
-      if (code !== 0) failures.push(`the runner exited with ${code}`);
-      const log = await runner.log();
-      if (/\bERROR\b/.test(log)) failures.push("the runner logged an ERROR");
-    } finally {
-      await relay.close();
+      const res = await rawRequest(port, method, path, authed ? secret : undefined);
+      counts[String(res.status)] = (counts[String(res.status)] ?? 0) + 1;
+      if (res.status === 0 || res.status >= 500) {
+        failures.push(`case ${i}: ${method} ${path} (secret: ${authed}) answered ${res.status}`);
+      }
+      if (i % 100 === 0) {
+        const health = await fetch(`http://127.0.0.1:${port}/health`).catch(() => undefined);
+        if (health?.status !== 200) {
+          failures.push(`case ${i}: /health answered ${health?.status}`);
+        }
+        await health?.body?.cancel();
+      }
     }
+    const code = await runner.stop();
+    if (code !== 0) failures.push(`the runner exited with ${code}`);
+    const log = await runner.log();
+    if (/\bERROR\b/.test(log)) failures.push("the runner logged an ERROR");
   });
   return { cases: options.count, failures, elapsedMs: performance.now() - started, counts };
 }

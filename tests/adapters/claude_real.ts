@@ -78,32 +78,4 @@ export async function exists(path: string): Promise<boolean> {
   }
 }
 
-/** Whether a process exists and is neither a zombie nor dead. */
-export function alive(pid: number): boolean {
-  try {
-    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
-    const state = stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3);
-    return state !== "Z" && state !== "X";
-  } catch {
-    return false;
-  }
-}
-
-/** The host pids of every process below `pid` (children first-level included). */
-export function descendants(pid: number): number[] {
-  const out: number[] = [];
-  const walk = (p: number) => {
-    let children: string;
-    try {
-      children = Deno.readTextFileSync(`/proc/${p}/task/${p}/children`);
-    } catch {
-      return;
-    }
-    for (const c of children.trim().split(/\s+/).filter(Boolean).map(Number)) {
-      out.push(c);
-      walk(c);
-    }
-  };
-  walk(pid);
-  return out;
-}
+export { alive, descendants } from "../support/process_tree.ts";

@@ -31,11 +31,14 @@ import {
   runGrants,
   sendGrants,
   serveWorker,
+  withProgramModules,
 } from "./src/sandbox/mod.ts";
-import { dirname, fromFileUrl } from "./src/util/mod.ts";
+import { dirname, fromFileUrl, importLazily, join } from "./src/util/mod.ts";
 
 /** The program's own files: read-granted to the Worker (hook sources, modules). */
 const APP_DIR = dirname(fromFileUrl(import.meta.url));
+/** The program's modules: every Worker reads them, to load its command when it runs. */
+const MODULES = [join(APP_DIR, "src"), join(APP_DIR, "deno.json")];
 
 type Env = Record<string, string | undefined>;
 
@@ -63,7 +66,7 @@ function plan(args: string[], env: Env): LaunchPlan | number {
   const [command, ...rest] = args;
   const sandboxed = (grants: Grants): LaunchPlan => ({
     args,
-    grants,
+    grants: withProgramModules(grants, MODULES),
     env: WORKER_ENV,
     sys: WORKER_SYS,
   });
@@ -90,7 +93,9 @@ function plan(args: string[], env: Env): LaunchPlan | number {
           // new outbox file is built, so that the run's open finds it ready.
           prepare: async () => {
             await refusePlantedLinks(config);
-            const { outboxPath, prepareOutboxFile } = await import("./src/outbox/mod.ts");
+            const { outboxPath, prepareOutboxFile } = await importLazily<
+              typeof import("./src/outbox/files/mod.ts")
+            >("./src/outbox/files/mod.ts", import.meta.url);
             prepareOutboxFile(outboxPath(config.outboxDir));
           },
         },
@@ -120,7 +125,10 @@ function plan(args: string[], env: Env): LaunchPlan | number {
 
 /** Runs the command line in this isolate (the CLI is loaded only now: the launcher needs none of it). */
 async function runHere(args: string[], env: Env): Promise<number> {
-  const { main } = await import("./src/cli/mod.ts");
+  const { main } = await importLazily<typeof import("./src/cli/mod.ts")>(
+    "./src/cli/mod.ts",
+    import.meta.url,
+  );
   return await main(args, env);
 }
 

@@ -71,6 +71,10 @@ export function compileArgs(output: string): string[] {
     "--frozen",
     `--config=${join(APP_DIR, "deno.json")}`,
     ...flags,
+    // The modules main.ts loads when a command runs (src/util/import_lazily.ts): Deno compiles
+    // in what a literal import names, and these are named at run time.
+    "--include",
+    join(APP_DIR, "src"),
     "--include",
     join(APP_DIR, "hooks"),
     "--include",

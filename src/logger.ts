@@ -47,7 +47,7 @@ export function levelEnabled(level: LogLevel, threshold: LogLevel): boolean {
   return RANK[level] >= RANK[threshold];
 }
 
-/** The file-name-safe form of an agent id: `[^a-zA-Z0-9_.-]` → `_`, at most 180 characters. */
+/** The file-name-safe form of an agent id: `[^a-zA-Z0-9_.-]` -> `_`, at most 180 characters. */
 export function safeLogName(agentId: string): string {
   return agentId.replace(/[^a-zA-Z0-9_.-]/g, "_").slice(0, 180);
 }
@@ -137,7 +137,7 @@ export function onLogEntry(listener: (entry: LogEntry) => void): () => void {
 }
 
 function oneLine(message: string): string {
-  return message.replace(/\r?\n|\r/g, " ⏎ ");
+  return message.replace(/\r?\n|\r/g, " \u23ce ");
 }
 
 // deno-lint-ignore no-control-regex

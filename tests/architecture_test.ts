@@ -109,3 +109,27 @@ Deno.test("architecture: nothing in the repository links to ../shared/", () => {
   const links = places.filter((f) => Deno.readTextFileSync(f).includes("../shared/")).map(rel);
   assertEquals(links, []);
 });
+
+const programFiles = [join(ROOT, "main.ts"), ...srcFiles];
+
+Deno.test("architecture: no module is imported by a literal import(), which Deno reads at every start", () => {
+  // Deno reads the module a literal `import("./x.ts")` names (and all it imports) before the
+  // program's first line runs; src/util/import_lazily.ts loads it when the code runs instead.
+  // `typeof import("./x.ts")` names a type only and is erased.
+  const literal = /(?<!typeof\s*)\bimport\s*\(\s*["'`]/;
+  const found = programFiles.flatMap((file) =>
+    Deno.readTextFileSync(file).split("\n").flatMap((line, i) =>
+      literal.test(line) && !/^\s*(\*|\/\/)/.test(line) ? [`${rel(file)}:${i + 1}`] : []
+    )
+  );
+  assertEquals(found, []);
+});
+
+Deno.test("architecture: the program's source is printable ASCII (V8 keeps other source at two bytes a character)", () => {
+  const found = programFiles.flatMap((file) =>
+    Deno.readTextFileSync(file).split("\n").flatMap((line, i) =>
+      /[^\t\n\r -~]/.test(line) ? [`${rel(file)}:${i + 1}`] : []
+    )
+  );
+  assertEquals(found, []);
+});

@@ -7,7 +7,13 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { APP_DIR } from "../scripts/sandbox.ts";
 import { resolveRunConfig } from "../src/config/mod.ts";
-import { LOOPBACK, runGrants, workerPermissions } from "../src/sandbox/mod.ts";
+import {
+  LOOPBACK,
+  runGrants,
+  sendGrants,
+  withProgramModules,
+  workerPermissions,
+} from "../src/sandbox/mod.ts";
 import { withHome } from "./support/home.ts";
 import { runSandboxed } from "./support/run_main.ts";
 
@@ -33,6 +39,20 @@ Deno.test("sandbox: a run grants write to its own dirs only, run to its provider
   ]);
   assert.deepEqual(grants.run, ["/bin/true"]);
   assert.deepEqual(grants.net, [...LOOPBACK]);
+});
+
+Deno.test("sandbox: every Worker may read the program's modules, added once and to read only", () => {
+  const modules = ["/app/src", "/app/deno.json"];
+  const send = withProgramModules(sendGrants(), modules);
+  assert.deepEqual(send, { read: modules, write: [], run: [], net: [...LOOPBACK] });
+  // A run reads the whole program dir already: nothing is added.
+  const run = { read: ["/state", "/app"], write: ["/state"], run: ["/bin/x"], net: [] };
+  assert.deepEqual(withProgramModules(run, modules), run);
+  // A grant of a look-alike prefix does not cover them.
+  assert.deepEqual(withProgramModules({ ...run, read: ["/ap"] }, modules).read, [
+    "/ap",
+    ...modules,
+  ]);
 });
 
 Deno.test("sandbox: the Worker holds each grant as a list, and an empty one as none", () => {

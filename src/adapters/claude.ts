@@ -23,8 +23,8 @@
  *   both, so a question is asked once.
  * - Hooks: `onHook("session-end")` reads the session transcript (its path from the payload, the
  *   SessionStart hook or the stream) and reports a `context_ratio` insight (claude_insight.ts).
- * - Watchdog: no output for `watchdogMs` while busy → interrupt; still silent (or the interrupt
- *   unanswered) → kill, reported as an unexpected exit so the runner restarts and resumes.
+ * - Watchdog: no output for `watchdogMs` while busy -> interrupt; still silent (or the interrupt
+ *   unanswered) -> kill, reported as an unexpected exit so the runner restarts and resumes.
  * - Stop: close stdin (Claude finishes and exits), SIGTERM after `timeoutMs`, SIGKILL 1 s later;
  *   then wait for an insight still being made.
  *

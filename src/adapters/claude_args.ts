@@ -15,8 +15,8 @@ export const CLAUDE_BIN_ENV = "AGENT_RELAY_CLAUDE_BIN";
 export const CLAUDE_RETRIES_ENV = "CLAUDE_CODE_MAX_RETRIES";
 
 /**
- * The bound the adapter sets unless the user set one: 6 retries are ≈35 s of Claude's backoff
- * (0.5, 1, 2.5, 5, 8, 17 s) instead of ≈3 minutes, because the runner retries a failed turn
+ * The bound the adapter sets unless the user set one: 6 retries are about 35 s of Claude's backoff
+ * (0.5, 1, 2.5, 5, 8, 17 s) instead of about 3 minutes, because the runner retries a failed turn
  * itself (`--turn-retries`, docs/providers/claude.md).
  */
 export const DEFAULT_CLAUDE_MAX_RETRIES = "6";

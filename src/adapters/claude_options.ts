@@ -4,9 +4,9 @@
  * @module
  */
 
-/** Default: no output for this long while busy → interrupt. */
+/** Default: no output for this long while busy -> interrupt. */
 export const DEFAULT_WATCHDOG_MS = 10 * 60_000;
-/** Default: an interrupt unanswered for this long → kill. */
+/** Default: an interrupt unanswered for this long -> kill. */
 export const DEFAULT_INTERRUPT_TIMEOUT_MS = 15_000;
 /** Default: `start()` gives up after this long without an answer to `initialize`. */
 export const DEFAULT_START_TIMEOUT_MS = 60_000;
@@ -24,7 +24,7 @@ export interface ClaudeAdapterOptions {
    * (`--plugin-dir`). Default true.
    */
   plugin?: boolean;
-  /** No output for this long while busy → interrupt (0 = never). */
+  /** No output for this long while busy -> interrupt (0 = never). */
   watchdogMs?: number;
   interruptTimeoutMs?: number;
   startTimeoutMs?: number;

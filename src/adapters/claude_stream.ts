@@ -401,7 +401,7 @@ export function encodeControlError(requestId: string, error: string): string {
 /** Cuts a text to `max` characters, saying how much was left out. */
 export function clip(text: string, max = MAX_STEP_TEXT): string {
   if (text.length <= max) return text;
-  return `${text.slice(0, max)}… [${text.length - max} more characters]`;
+  return `${text.slice(0, max)}\u2026 [${text.length - max} more characters]`;
 }
 
 /** A one-line summary of a tool call's input, for the mirror. */

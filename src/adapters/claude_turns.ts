@@ -12,7 +12,7 @@ import { type ClaudeOutput, StreamTranslator } from "./claude_stream.ts";
 
 /** What {@linkcode ClaudeTurns} reports to, and asks of, the adapter. */
 export interface ClaudeTurnsOptions {
-  /** No output for this long while busy → interrupt; again → kill (0 = never). */
+  /** No output for this long while busy -> interrupt; again -> kill (0 = never). */
   watchdogMs: number;
   emit(event: SessionEvent): void;
   status(status: "busy" | "idle"): void;
@@ -32,7 +32,7 @@ export interface ClaudeTurnsOptions {
 export class ClaudeTurns {
   readonly #options: ClaudeTurnsOptions;
   #translator = new StreamTranslator();
-  /** Delivered, not yet consumed: uuid → message ids, in delivery order. */
+  /** Delivered, not yet consumed: uuid -> message ids, in delivery order. */
   readonly #unconsumed = new Map<string, number[]>();
   #inTurn = false;
   #watchdog: ReturnType<typeof setTimeout> | undefined;

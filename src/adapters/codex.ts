@@ -1,7 +1,7 @@
 /**
  * The `codex` provider: drives `codex app-server` over JSON-RPC on stdio (docs/providers/codex.md).
  *
- * Start: spawn `codex app-server [provider args]`, `initialize` → `initialized`, then resume the
+ * Start: spawn `codex app-server [provider args]`, `initialize` -> `initialized`, then resume the
  * saved thread (`thread/resume`, dropped quickly when it fails) or start one (`thread/start` with
  * the cwd, approval policy and sandbox), and report its id as a `session-id` event.
  *

@@ -2,7 +2,7 @@
  * The requests the Codex app-server sends to its client: approvals (`item/commandExecution/
  * requestApproval`, `item/fileChange/requestApproval`, `item/permissions/requestApproval` and the
  * legacy `execCommandApproval`, `applyPatchApproval`), answered through the runner's permission
- * policy within a time cap (allow → accept, deny → decline); every other request is answered at
+ * policy within a time cap (allow -> accept, deny -> decline); every other request is answered at
  * once, so Codex never waits on the runner.
  *
  * @module
@@ -31,7 +31,7 @@ export interface CodexRequestContext {
 }
 
 /**
- * The answer to the server→client request `method` (or a promise of it); throws
+ * The answer to the server->client request `method` (or a promise of it); throws
  * {@linkcode RpcHandlerError} for a method the runner does not serve.
  */
 export function serveCodexRequest(

@@ -2,8 +2,8 @@
  * A JSON-RPC client for `codex app-server`: newline-delimited JSON over a byte stream pair, in
  * the app-server's dialect (no `"jsonrpc"` field).
  *
- * It owns request ids and their timeouts, routes the peer's notifications and server→client
- * requests to handlers, and always answers a server→client request (with the handler's result,
+ * It owns request ids and their timeouts, routes the peer's notifications and server->client
+ * requests to handlers, and always answers a server->client request (with the handler's result,
  * or an error when there is no handler or it failed), so the peer is never left waiting. A line
  * that is not a JSON object is reported and skipped; it never breaks the stream. When the peer's
  * output ends, every pending request is rejected with {@linkcode RpcClosedError}.
@@ -71,7 +71,7 @@ export interface CodexRpcClientOptions {
   /** A notification from the peer. Must not throw (errors are reported and swallowed). */
   onNotification?(method: string, params: unknown): void;
   /**
-   * A server→client request; the returned value (or promise) is the result. Throw a
+   * A server->client request; the returned value (or promise) is the result. Throw a
    * {@linkcode RpcHandlerError} to answer with that error; any other throw answers
    * {@linkcode INTERNAL_ERROR}. Without a handler every request is answered
    * {@linkcode METHOD_NOT_FOUND}.

@@ -3,7 +3,7 @@
  * Busy on turn start; agent messages (the last one of a turn is its `response`, earlier ones are
  * `message` steps), reasoning, command executions and file changes as steps,
  * `thread/tokenUsage/updated` summed into the turn's usage, the turn's `userMessage` item
- * (matched by `clientUserMessageId`) marking its messages consumed, and `turn/completed` →
+ * (matched by `clientUserMessageId`) marking its messages consumed, and `turn/completed` ->
  * `turn-end`, then idle, or error after a failed turn. An `error` Codex will not retry ends the
  * turn too when its `turn/completed` does not follow (the adapter's grace timer).
  *

@@ -8,20 +8,25 @@
  */
 import type { AdapterFactory } from "./adapter.ts";
 import type { ProviderName } from "../types.ts";
+import { importLazily } from "../util/mod.ts";
 
 export * from "./adapter.ts";
 export { firstPromptNotes } from "./relay_instructions.ts";
 /** The hook plugin writer: the adapter writes it itself; bench/hooks_bench.ts uses it too. */
 export { writePlugin } from "./claude_plugin.ts";
 
-/** The adapter factory of `provider`, loaded on first use. */
+function load<T>(specifier: string): Promise<T> {
+  return importLazily<T>(specifier, import.meta.url);
+}
+
+/** The adapter factory of `provider`, loaded on first use (src/util/import_lazily.ts). */
 export async function adapterFor(provider: ProviderName): Promise<AdapterFactory> {
   switch (provider) {
     case "command":
-      return (await import("./command.ts")).createCommandAdapter;
+      return (await load<typeof import("./command.ts")>("./command.ts")).createCommandAdapter;
     case "claude":
-      return (await import("./claude.ts")).createClaudeAdapter;
+      return (await load<typeof import("./claude.ts")>("./claude.ts")).createClaudeAdapter;
     case "codex":
-      return (await import("./codex.ts")).createCodexAdapter;
+      return (await load<typeof import("./codex.ts")>("./codex.ts")).createCodexAdapter;
   }
 }

@@ -1,7 +1,7 @@
 /**
  * The `error` of a failed turn's `turn-end`: one sentence a sender can read in a failure reply.
- * Providers write paragraphs ("API Error: 500 … This is a server-side issue, usually temporary —
- * try again in a moment. If it persists, …"); the first sentence says what happened.
+ * Providers write paragraphs ("API Error: 500 ... This is a server-side issue, usually temporary -
+ * try again in a moment. If it persists, ..."); the first sentence says what happened.
  *
  * @module
  */
@@ -21,5 +21,5 @@ export function oneSentence(text: string | undefined, fallback = "The turn faile
   const sentence = end ? flat.slice(0, end.index + 1) : flat;
   return sentence.length <= MAX_TURN_ERROR
     ? sentence
-    : `${sentence.slice(0, MAX_TURN_ERROR - 1).trimEnd()}…`;
+    : `${sentence.slice(0, MAX_TURN_ERROR - 1).trimEnd()}\u2026`;
 }

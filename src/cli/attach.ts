@@ -365,7 +365,7 @@ export async function attachCommand(
       show({
         at: Date.now(),
         kind: "you",
-        text: `${parsed.as} → ${agentId} #${message.id}: ${line}`,
+        text: `${parsed.as} \u2192 ${agentId} #${message.id}: ${line}`,
       });
     } catch (error) {
       if (!detach.aborted) note(`not sent: ${errorText(error)}`, "error");

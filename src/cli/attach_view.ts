@@ -34,7 +34,7 @@ const COLOURS: Record<LineKind, string> = {
   you: "35", // magenta
 };
 
-/** The longest text a line shows; the rest is cut with `…`. */
+/** The longest text a line shows; the rest is cut with `...`. */
 export const MAX_LINE_TEXT = 2_000;
 
 /** One line to print. */
@@ -58,7 +58,7 @@ export class AttachView {
       ? new Date(line.at).toISOString().slice(11, 19)
       : "--:--:--";
     let text = escapeText(line.text);
-    if (text.length > MAX_LINE_TEXT) text = `${text.slice(0, MAX_LINE_TEXT - 1)}…`;
+    if (text.length > MAX_LINE_TEXT) text = `${text.slice(0, MAX_LINE_TEXT - 1)}\u2026`;
     const tag = line.kind.padEnd(7);
     if (!this.#colour) return `${time} ${tag} ${text}`;
     return `\x1b[2m${time}\x1b[0m \x1b[${COLOURS[line.kind]}m${tag}\x1b[0m ${text}`;
@@ -85,7 +85,7 @@ export function monitorLine(event: Record<string, unknown>, now: number): ViewLi
   const at = epoch(event["at"], now);
   switch (event["type"]) {
     case "status": {
-      const previous = typeof event["previous"] === "string" ? `${event["previous"]} → ` : "";
+      const previous = typeof event["previous"] === "string" ? `${event["previous"]} \u2192 ` : "";
       return { at, kind: "status", text: `${previous}${String(event["status"])}` };
     }
     case "log": {
@@ -116,9 +116,17 @@ export function messageLine(message: Message, agentId: string): ViewLine | undef
   if (message.kind !== "session") {
     if (message.from === agentId) {
       const to = message.replyTo !== undefined ? ` (reply to #${message.replyTo})` : "";
-      return { at, kind: "reply", text: `${agentId} → ${message.to} #${message.id}${to}: ${body}` };
+      return {
+        at,
+        kind: "reply",
+        text: `${agentId} \u2192 ${message.to} #${message.id}${to}: ${body}`,
+      };
     }
-    return { at, kind: "message", text: `${message.from} → ${agentId} #${message.id}: ${body}` };
+    return {
+      at,
+      kind: "message",
+      text: `${message.from} \u2192 ${agentId} #${message.id}: ${body}`,
+    };
   }
   if (message.to !== agentId) return undefined;
   const session = obj(obj(message.payload)["session"]);

@@ -7,19 +7,26 @@
  * @module
  */
 import { readEnv, UsageError } from "../config/mod.ts";
+import { importLazily } from "../util/mod.ts";
 import { versionLine } from "./build_info.ts";
 import { HELP } from "./help.ts";
 
 type Command = (args: string[], env: Record<string, string | undefined>) => Promise<number>;
 
+/** Each command's module, loaded only when that command runs (src/util/import_lazily.ts). */
 const COMMANDS: Record<string, () => Promise<Command>> = {
-  "run": async () => (await import("./run.ts")).runCommand,
-  "dev-relay": async () => (await import("./dev_relay.ts")).devRelayCommand,
-  "send": async () => (await import("./send.ts")).sendCommand,
-  "outbox": async () => (await import("./outbox.ts")).outboxCommand,
-  "status": async () => (await import("./status.ts")).statusCommand,
-  "attach": async () => (await import("./attach.ts")).attachCommand,
+  "run": async () => (await load<typeof import("./run.ts")>("./run.ts")).runCommand,
+  "dev-relay": async () =>
+    (await load<typeof import("./dev_relay.ts")>("./dev_relay.ts")).devRelayCommand,
+  "send": async () => (await load<typeof import("./send.ts")>("./send.ts")).sendCommand,
+  "outbox": async () => (await load<typeof import("./outbox.ts")>("./outbox.ts")).outboxCommand,
+  "status": async () => (await load<typeof import("./status.ts")>("./status.ts")).statusCommand,
+  "attach": async () => (await load<typeof import("./attach.ts")>("./attach.ts")).attachCommand,
 };
+
+function load<T>(specifier: string): Promise<T> {
+  return importLazily<T>(specifier, import.meta.url);
+}
 
 function print(text: string): void {
   // deno-lint-ignore no-console

@@ -1,6 +1,6 @@
 /**
  * `agent-relay-runner run`: resolves the configuration, prepares dirs and logging, then runs the
- * runner until it stops. Returns the exit code of contracts §1.
+ * runner until it stops. Returns the exit code of contracts section 1.
  *
  * Under the launcher (main.ts) this runs in the sandbox's Worker: the launcher has resolved the
  * configuration and prepared the dirs already, relays signals as `stop` messages and handles a

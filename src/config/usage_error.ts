@@ -16,7 +16,7 @@ export class UsageError extends Error {
   constructor(message: string) {
     // deno-lint-ignore no-control-regex
     let line = message.replace(/[\u0000-\u001f\u007f]/g, (c) => JSON.stringify(c).slice(1, -1));
-    if (line.length > 500) line = `${line.slice(0, 499)}…`;
+    if (line.length > 500) line = `${line.slice(0, 499)}\u2026`;
     super(line);
   }
 }

@@ -1,6 +1,6 @@
 /**
  * The reference relay (`agent-relay-runner dev-relay`): a real HTTP + WebSocket server on
- * 127.0.0.1 that implements the whole runner ↔ relay contract (docs/protocol.md) on
+ * 127.0.0.1 that implements the whole runner <-> relay contract (docs/protocol.md) on
  * `node:sqlite`, with fault switches and an admin API for tests.
  *
  * - `/api/*` needs `Authorization: Bearer <token>`: the root token (`--token`, default

@@ -1,5 +1,5 @@
 /**
- * The reference relay's rows read back: JSON columns, and the row → record mappers.
+ * The reference relay's rows read back: JSON columns, and the row -> record mappers.
  *
  * @module
  */

@@ -1,7 +1,7 @@
 /**
  * The durable queue: the rows of an open outbox file and the counters mirrored from them in
  * memory (so that enqueue never counts rows). Every change to the rows goes through here:
- * enqueue with coalescing and the bound, and the moves the pump and the operator make —
+ * enqueue with coalescing and the bound, and the moves the pump and the operator make:
  * delivered, failed, poisoned, requeued, purged.
  *
  * @module

@@ -1,6 +1,6 @@
 /**
  * The pump's retry schedule: consecutive failures, when the head is next due (capped, jittered
- * backoff from src/util/backoff.ts), and `wake()`, which makes it due at once — even when the
+ * backoff from src/util/backoff.ts), and `wake()`, which makes it due at once, even when the
  * wake comes during a send that then fails.
  *
  * @module

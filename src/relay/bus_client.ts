@@ -12,8 +12,8 @@
  *   `{"type":"ping"}`; with no frame back within `pingTimeoutMs` it drops the socket and
  *   reconnects.
  * - `message.new` and `command` frames go to their handlers; a command is answered with
- *   `command.result`. `error` frames are classified by {@linkcode classifyBusError}: auth →
- *   `onAuthError` (renew the token) and reconnect; fatal → the bus closes and `onFatal` runs.
+ *   `command.result`. `error` frames are classified by {@linkcode classifyBusError}: auth ->
+ *   `onAuthError` (renew the token) and reconnect; fatal -> the bus closes and `onFatal` runs.
  *   A handshake refused with 401/403 is treated like an auth error frame.
  * - A frame over `maxFrameBytes` (default 1 MiB, the client's answer limit) is dropped with
  *   one log line: the catch-up poll finds its message.

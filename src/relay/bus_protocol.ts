@@ -19,8 +19,8 @@ const FATAL_CODES = new Set(["fatal", "agent_removed", "agent_replaced"]);
 
 /**
  * Classifies an `error` frame's code: `auth` (unauthorized, forbidden, token_expired,
- * invalid_token, auth) → renew the token and reconnect; `fatal` (fatal, agent_removed,
- * agent_replaced) → stop; anything else is logged and otherwise ignored.
+ * invalid_token, auth) -> renew the token and reconnect; `fatal` (fatal, agent_removed,
+ * agent_replaced) -> stop; anything else is logged and otherwise ignored.
  */
 export function classifyBusError(code: string): BusErrorAction {
   const c = code.trim().toLowerCase();

@@ -5,9 +5,9 @@
  * {@linkcode ProviderSupervisor} (the provider and its restarts), {@linkcode StatusTracker}
  * (status and figures) and {@linkcode applyHook} (what hooks change).
  *
- * Start order: outbox (with its lock) → control server → runner-info file → relay bus (the
- * outbox wakes on every reconnect) → reply-obligation cache → heartbeat → first inbox poll →
- * provider. Stop order: provider → poll → flush the outbox → bus, control server, outbox.
+ * Start order: outbox (with its lock) -> control server -> runner-info file -> relay bus (the
+ * outbox wakes on every reconnect) -> reply-obligation cache -> heartbeat -> first inbox poll ->
+ * provider. Stop order: provider -> poll -> flush the outbox -> bus, control server, outbox.
  *
  * @module
  */
@@ -158,7 +158,7 @@ export class Runner {
       ask: (request, { signal }) => this.#http.askPermission(config.agentId, request, { signal }),
     });
     this.#status = new StatusTracker((status, previous) => {
-      log.info(`status ${previous} → ${status}`);
+      log.info(`status ${previous} \u2192 ${status}`);
       this.#bus?.setStatus(status, now());
       this.#control?.publish({ type: "status", status, previous });
       if (status === "idle") this.#delivery.drainSoon(0);

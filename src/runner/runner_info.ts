@@ -1,7 +1,7 @@
 /**
- * The runner-info file (contracts §1): one JSON object telling the orchestrator the control port,
- * written atomically (temp file, then rename) with mode 0600 once the control server listens. It
- * never holds a secret.
+ * The runner-info file (contracts section 1): one JSON object telling the orchestrator the control
+ * port, written atomically (temp file, then rename) with mode 0600 once the control server
+ * listens. It never holds a secret.
  *
  * @module
  */

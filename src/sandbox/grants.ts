@@ -123,6 +123,17 @@ export function sendGrants(): Grants {
   return { read: [], write: [], run: [], net: [...LOOPBACK] };
 }
 
+/**
+ * `grants` with read access to the program's modules (`modules`: its `src/` and the `deno.json`
+ * the version comes from), which the Worker loads when its command runs, not at start
+ * (src/util/import_lazily.ts). A module path a read grant already covers is not added again.
+ */
+export function withProgramModules(grants: Grants, modules: string[]): Grants {
+  const covers = (grant: string, path: string) => path === grant || path.startsWith(`${grant}/`);
+  const missing = modules.filter((path) => !grants.read.some((grant) => covers(grant, path)));
+  return missing.length === 0 ? grants : { ...grants, read: unique([...grants.read, ...missing]) };
+}
+
 /** The Worker's `deno.permissions` option for a set: each grant a list, nothing else allowed. */
 export function workerPermissions(set: SandboxPermissions): Deno.PermissionOptionsObject {
   const list = (values: string[]) => values.length > 0 ? [...values] : false;

@@ -22,6 +22,7 @@ export {
   type SandboxPermissions,
   sendGrants,
   whichProgram,
+  withProgramModules,
   workerPermissions,
 } from "./grants.ts";
 export { launch, type LaunchOptions, type LaunchPlan } from "./launch.ts";

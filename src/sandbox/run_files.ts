@@ -6,12 +6,15 @@
  * @module
  */
 import type { RunConfig } from "../config/mod.ts";
-import { join, SymlinkError } from "../util/mod.ts";
+import { importLazily, join, SymlinkError } from "../util/mod.ts";
 
 /** The files a run of `config` writes (the log, the runner-info file, the state, the outbox). */
 export async function runFiles(config: RunConfig): Promise<string[]> {
   // Loaded here, not at start: the launcher checks while the sandbox's Worker loads.
-  const { outboxFiles, outboxPath } = await import("../outbox/mod.ts");
+  const { outboxFiles, outboxPath } = await importLazily<typeof import("../outbox/files/mod.ts")>(
+    "../outbox/files/mod.ts",
+    import.meta.url,
+  );
   return [
     ...(config.logFile === "-" ? [] : [config.logFile]),
     config.infoFile,

@@ -32,7 +32,7 @@ export interface ExitMessage {
   code: number;
 }
 
-/** Launcher → Worker. */
+/** Launcher -> Worker. */
 export type ToWorker = StartMessage | StopMessage;
-/** Worker → launcher. */
+/** Worker -> launcher. */
 export type FromWorker = ExitMessage;

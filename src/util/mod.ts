@@ -22,3 +22,4 @@ export {
   writeFileNoFollow,
 } from "./no_follow.ts";
 export { dirname, fromFileUrl, isAbsolute, join, normalize, resolve } from "./path.ts";
+export { importLazily } from "./import_lazily.ts";

@@ -5,7 +5,8 @@
  * (docs/sandbox.md).
  *
  * This folder imports from the rest of `src/` only `util`, the configuration's types, and (in
- * the launcher's check of the run's files, loaded when it runs) the outbox's file names.
+ * the launcher's check of the run's files, loaded when it runs) the outbox's file names
+ * (`src/outbox/files/mod.ts`).
  *
  * @module
  */

@@ -131,6 +131,9 @@ interface Start {
   control: number;
   rss: number;
   peak: number;
+  /** The anonymous part of `rss` (heaps, stacks) and the file-backed part (the executable). */
+  anon: number;
+  file: number;
 }
 
 async function oneStart(dir: string, n: number, relay: { url: string; token: string }) {
@@ -161,6 +164,8 @@ async function oneStart(dir: string, n: number, relay: { url: string; token: str
       control: control - program.spawnedAt,
       rss: kb("VmRSS") * 1024,
       peak: kb("VmHWM") * 1024,
+      anon: kb("RssAnon") * 1024,
+      file: kb("RssFile") * 1024,
     } satisfies Start;
   } finally {
     await program.stop();
@@ -211,11 +216,15 @@ async function rssGoal(dir: string): Promise<string[]> {
   const rss = starts.map((s) => s.rss / MiB);
   const peak = starts.map((s) => s.peak / MiB);
   const m = median(rss);
+  // The file-backed part moves with the host's page cache (docs/performance.md); the anonymous
+  // part is the program's own.
+  const anon = median(starts.map((s) => s.anon / MiB)).toFixed(1);
+  const file = median(starts.map((s) => s.file / MiB)).toFixed(1);
   return [
     `idle RSS (real program with its Worker, command provider, idle 2 s; median of ` +
-    `${starts.length}): ${m.toFixed(1)} MiB (${range(rss, 1)}), peak ${
-      median(peak).toFixed(1)
-    } MiB (goal <= 64 MiB): ${verdict(m <= 64)}`,
+    `${starts.length}): ${m.toFixed(1)} MiB (${range(rss, 1)}; anonymous ${anon}, ` +
+    `file-backed ${file}), peak ${median(peak).toFixed(1)} MiB (goal <= 64 MiB): ` +
+    verdict(m <= 64),
   ];
 }
 

@@ -27,13 +27,6 @@ export {
   workerPermissions,
 } from "./grants.ts";
 export { launch, type LaunchOptions, type LaunchPlan } from "./launch.ts";
-export {
-  checkNotSymlink,
-  chmodNoFollow,
-  openNoFollow,
-  SymlinkError,
-  writeFileNoFollow,
-} from "../util/mod.ts";
 export { PIDFILE_NAME, pidfilePath, type PidRecord, readPidfile } from "./pidfile.ts";
 export { refusePlantedLinks, runFiles } from "./run_files.ts";
 export {

@@ -6,7 +6,7 @@ import {
   openNoFollow,
   SymlinkError,
   writeFileNoFollow,
-} from "../../src/sandbox/mod.ts";
+} from "../../src/util/mod.ts";
 import { ensureWritableDir } from "../../src/config/mod.ts";
 import { runMain, tempDir } from "./support.ts";
 

@@ -16,9 +16,14 @@
  *   `deno run hello.ts` interleaved with them; goal: runner-info <= 4x hello.
  * - `rss`: the same runs' VmRSS once idle (ready, provider idle, 2 s later); goal <= 64 MiB.
  *
+ * `deno task bench` builds the program's bundle first (`deno task build`), so the starts load it
+ * as a built install's do; both lines say which copy they measured.
+ *
  * @module
  */
 import { join } from "node:path";
+import { APP_DIR } from "../scripts/sandbox.ts";
+import { freshBundle } from "../src/bundle/mod.ts";
 import { startDevRelay } from "../src/dev_relay/mod.ts";
 import { measureHttpHooks } from "./hooks_bench.ts";
 import { measureDrain } from "./outbox_bench.ts";
@@ -29,6 +34,9 @@ const fmt = (n: number) => Math.round(n).toLocaleString("en-US");
 const range = (values: number[], digits = 0) =>
   `${Math.min(...values).toFixed(digits)}..${Math.max(...values).toFixed(digits)}`;
 const MiB = 1024 * 1024;
+/** Which copy of the program main.ts loads (src/bundle/). */
+const copy = () =>
+  freshBundle(APP_DIR) ? "from its bundle" : "from its source files: no fresh bundle";
 
 async function hookGoal(): Promise<string[]> {
   const f = await measureHttpHooks(200);
@@ -203,7 +211,8 @@ async function launchGoal(dir: string): Promise<string[]> {
   // ready. The first GET /health answer after it also counts the bench's own polling and fetch.
   const ratio = info / base;
   return [
-    `launch -> control port ready (real program, median of ${starts.length}): runner-info ` +
+    `launch -> control port ready (real program ${copy()}, median of ${starts.length}): ` +
+    `runner-info ` +
     `(port listening) ${fmt(info)} ms (${range(starts.map((s) => s.info))}), first /health ` +
     `answer ${fmt(control)} ms (${range(starts.map((s) => s.control))}) vs deno run hello.ts ` +
     `${fmt(base)} ms (${range(hello)}): ${ratio.toFixed(1)}x (${(control / base).toFixed(1)}x ` +
@@ -221,7 +230,7 @@ async function rssGoal(dir: string): Promise<string[]> {
   const anon = median(starts.map((s) => s.anon / MiB)).toFixed(1);
   const file = median(starts.map((s) => s.file / MiB)).toFixed(1);
   return [
-    `idle RSS (real program with its Worker, command provider, idle 2 s; median of ` +
+    `idle RSS (real program ${copy()}, with its Worker, command provider, idle 2 s; median of ` +
     `${starts.length}): ${m.toFixed(1)} MiB (${range(rss, 1)}; anonymous ${anon}, ` +
     `file-backed ${file}), peak ${median(peak).toFixed(1)} MiB (goal <= 64 MiB): ` +
     verdict(m <= 64),

@@ -83,6 +83,8 @@ Deno.test("architecture: a folder is entered through its mod.ts, and core code n
       if (!target.startsWith(SRC)) continue;
       const theirs = folderOf(target);
       if (theirs === undefined || theirs === own) continue;
+      // src/entry/ is the program's composition root: each Worker entry loads its one command.
+      if (own === "entry" && theirs === "cli") continue;
       if (theirs === "cli") wrong.push(`${rel(file)} imports the CLI (${rel(target)})`);
       else if (!target.endsWith("/mod.ts")) wrong.push(`${rel(file)} → ${rel(target)}`);
     }
@@ -121,6 +123,19 @@ Deno.test("architecture: no module is imported by a literal import(), which Deno
     Deno.readTextFileSync(file).split("\n").flatMap((line, i) =>
       literal.test(line) && !/^\s*(\*|\/\/)/.test(line) ? [`${rel(file)}:${i + 1}`] : []
     )
+  );
+  assertEquals(found, []);
+});
+
+Deno.test("architecture: no node: module but node:sqlite (the bundle loads a module's node: imports at start)", () => {
+  // A bundle hoists every `node:` import to its top, so each one runs in every isolate that
+  // loads the bundle; most load Deno's Node layer, which costs megabytes and milliseconds
+  // (docs/performance.md). node:sqlite does not.
+  const found = programFiles.flatMap((file) =>
+    [...Deno.readTextFileSync(file).matchAll(/["'](node:[a-z_/]+)["']/g)]
+      .map((m) => m[1]!)
+      .filter((name) => name !== "node:sqlite")
+      .map((name) => `${rel(file)}: ${name}`)
   );
   assertEquals(found, []);
 });

@@ -15,7 +15,7 @@
  * @module
  */
 import { HOOK_EVENTS, type HookEvent } from "../control/mod.ts";
-import { dirname, errorText, join, SymlinkError } from "../util/mod.ts";
+import { APP_URL, dirname, errorText, join, SymlinkError } from "../util/mod.ts";
 
 /** Every file of the plugin, relative to its root. */
 export const PLUGIN_FILES: readonly string[] = [
@@ -28,7 +28,7 @@ export const PLUGIN_FILES: readonly string[] = [
 /** The plugin's folder name inside the state dir. */
 export const PLUGIN_DIR_NAME = "claude-plugin";
 
-const SOURCE = new URL("../../hooks/", import.meta.url);
+const SOURCE = new URL("hooks/", APP_URL);
 
 /** How Claude Code's hooks reach the control server. */
 export type HookTransport = "http" | "bash";

@@ -15,18 +15,17 @@ export { firstPromptNotes } from "./relay_instructions.ts";
 /** The hook plugin writer: the adapter writes it itself; bench/hooks_bench.ts uses it too. */
 export { writePlugin } from "./claude_plugin.ts";
 
-function load<T>(specifier: string): Promise<T> {
-  return importLazily<T>(specifier, import.meta.url);
-}
-
 /** The adapter factory of `provider`, loaded on first use (src/util/import_lazily.ts). */
 export async function adapterFor(provider: ProviderName): Promise<AdapterFactory> {
   switch (provider) {
     case "command":
-      return (await load<typeof import("./command.ts")>("./command.ts")).createCommandAdapter;
+      return (await importLazily<typeof import("./command.ts")>("./command.ts", import.meta.url))
+        .createCommandAdapter;
     case "claude":
-      return (await load<typeof import("./claude.ts")>("./claude.ts")).createClaudeAdapter;
+      return (await importLazily<typeof import("./claude.ts")>("./claude.ts", import.meta.url))
+        .createClaudeAdapter;
     case "codex":
-      return (await load<typeof import("./codex.ts")>("./codex.ts")).createCodexAdapter;
+      return (await importLazily<typeof import("./codex.ts")>("./codex.ts", import.meta.url))
+        .createCodexAdapter;
   }
 }

@@ -5,12 +5,14 @@
  * The commit is read, in order, from a `BUILD_COMMIT` file at the app's root (written and
  * embedded at build time by `deno task compile`), then from the repository's `.git` when run from
  * source (HEAD, its loose ref or `packed-refs`; no `git` process, so the sandbox's read grant on
- * the app dir is enough), else it is `unknown`.
+ * the app dir is enough), else it is `unknown`. The line ends `, bundled` when the program runs
+ * from its bundle (src/bundle/).
  *
  * @module
  */
-import { fromFileUrl, join } from "../util/mod.ts";
+import { appDir, join } from "../util/mod.ts";
 import { VERSION } from "../version.ts";
+import { BUNDLE_DIR } from "../bundle/mod.ts";
 
 /** The build's identity. */
 export interface BuildInfo {
@@ -19,6 +21,8 @@ export interface BuildInfo {
   commit: string;
   /** `Deno.version.deno`. */
   deno: string;
+  /** Whether this code runs from the bundle (`deno task build`) rather than the source files. */
+  bundled: boolean;
 }
 
 const COMMIT = /^[0-9a-f]{40}$/;
@@ -29,12 +33,6 @@ function readText(path: string): string | undefined {
   } catch {
     return undefined;
   }
-}
-
-/** The app's root dir (where deno.json is), when the code runs from files on disk. */
-function appRoot(): string | undefined {
-  const url = new URL("../../", import.meta.url);
-  return url.protocol === "file:" ? fromFileUrl(url) : undefined;
 }
 
 /** The commit HEAD names in the git dir `gitDir`, or `undefined`. */
@@ -62,7 +60,7 @@ export function headCommit(gitDir: string): string | undefined {
 }
 
 /** The commit this build came from: baked at build time, else the repository's HEAD. */
-export function buildCommit(root: string | undefined = appRoot()): string {
+export function buildCommit(root: string | undefined = appDir()): string {
   if (root === undefined) return "unknown";
   const baked = readText(join(root, "BUILD_COMMIT"));
   if (baked && COMMIT.test(baked)) return baked;
@@ -71,11 +69,17 @@ export function buildCommit(root: string | undefined = appRoot()): string {
 
 /** The version, commit and Deno version. */
 export function buildInfo(): BuildInfo {
-  return { version: VERSION, commit: buildCommit(), deno: Deno.version.deno };
+  return {
+    version: VERSION,
+    commit: buildCommit(),
+    deno: Deno.version.deno,
+    bundled: new URL(import.meta.url).pathname.includes(`/${BUNDLE_DIR}/`),
+  };
 }
 
-/** `agent-relay-runner 0.1.0 (commit 0123456789ab, deno 2.9.6)`. */
+/** `agent-relay-runner 0.1.0 (commit 0123456789ab, deno 2.9.6)`, and `, bundled` from the bundle. */
 export function versionLine(info: BuildInfo = buildInfo()): string {
   const commit = info.commit === "unknown" ? "unknown" : info.commit.slice(0, 12);
-  return `agent-relay-runner ${info.version} (commit ${commit}, deno ${info.deno})`;
+  const bundled = info.bundled ? ", bundled" : "";
+  return `agent-relay-runner ${info.version} (commit ${commit}, deno ${info.deno}${bundled})`;
 }

@@ -11,22 +11,34 @@ import { importLazily } from "../util/mod.ts";
 import { versionLine } from "./build_info.ts";
 import { HELP } from "./help.ts";
 
-type Command = (args: string[], env: Record<string, string | undefined>) => Promise<number>;
+/** A command: its arguments (after its name) and the environment in, the exit code out. */
+export type Command = (
+  args: string[],
+  env: Record<string, string | undefined>,
+) => Promise<number>;
 
-/** Each command's module, loaded only when that command runs (src/util/import_lazily.ts). */
+/**
+ * Each command's module, loaded only when that command runs (src/util/import_lazily.ts; each call
+ * names its module literally, so that the bundle can include it: scripts/bundle.ts).
+ */
 const COMMANDS: Record<string, () => Promise<Command>> = {
-  "run": async () => (await load<typeof import("./run.ts")>("./run.ts")).runCommand,
+  "run": async () =>
+    (await importLazily<typeof import("./run.ts")>("./run.ts", import.meta.url)).runCommand,
   "dev-relay": async () =>
-    (await load<typeof import("./dev_relay.ts")>("./dev_relay.ts")).devRelayCommand,
-  "send": async () => (await load<typeof import("./send.ts")>("./send.ts")).sendCommand,
-  "outbox": async () => (await load<typeof import("./outbox.ts")>("./outbox.ts")).outboxCommand,
-  "status": async () => (await load<typeof import("./status.ts")>("./status.ts")).statusCommand,
-  "attach": async () => (await load<typeof import("./attach.ts")>("./attach.ts")).attachCommand,
+    (await importLazily<typeof import("./dev_relay.ts")>("./dev_relay.ts", import.meta.url))
+      .devRelayCommand,
+  "send": async () =>
+    (await importLazily<typeof import("./send.ts")>("./send.ts", import.meta.url)).sendCommand,
+  "outbox": async () =>
+    (await importLazily<typeof import("./outbox.ts")>("./outbox.ts", import.meta.url))
+      .outboxCommand,
+  "status": async () =>
+    (await importLazily<typeof import("./status.ts")>("./status.ts", import.meta.url))
+      .statusCommand,
+  "attach": async () =>
+    (await importLazily<typeof import("./attach.ts")>("./attach.ts", import.meta.url))
+      .attachCommand,
 };
-
-function load<T>(specifier: string): Promise<T> {
-  return importLazily<T>(specifier, import.meta.url);
-}
 
 function print(text: string): void {
   // deno-lint-ignore no-console
@@ -42,6 +54,31 @@ export function printUsageError(error: UsageError): number {
   // deno-lint-ignore no-console
   console.error(`agent-relay-runner: ${error.message}`);
   return 2;
+}
+
+/**
+ * Runs `command` with `args`, the way every command runs: a usage error prints one line and
+ * returns 2; any other error prints one `fatal:` line and returns 1.
+ */
+export async function runGuarded(
+  command: Command,
+  args: string[],
+  env: Record<string, string | undefined>,
+): Promise<number> {
+  try {
+    return await command(args, env);
+  } catch (error) {
+    return failed(error);
+  }
+}
+
+function failed(error: unknown): number {
+  if (error instanceof UsageError) return printUsageError(error);
+  // deno-lint-ignore no-console
+  console.error(
+    `agent-relay-runner: fatal: ${error instanceof Error ? error.message : String(error)}`,
+  );
+  return 1;
 }
 
 /** Runs the command line; returns the exit code. */
@@ -70,11 +107,6 @@ export async function main(
     if (!load) throw new UsageError(`unknown command "${command}" (try --help)`);
     return await (await load())(rest, env);
   } catch (error) {
-    if (error instanceof UsageError) return printUsageError(error);
-    // deno-lint-ignore no-console
-    console.error(
-      `agent-relay-runner: fatal: ${error instanceof Error ? error.message : String(error)}`,
-    );
-    return 1;
+    return failed(error);
   }
 }

@@ -5,5 +5,5 @@
  *
  * @module
  */
-export { main } from "./main.ts";
+export { type Command, main, runGuarded } from "./main.ts";
 export { HELP } from "./help.ts";

@@ -11,8 +11,8 @@
  * @module
  */
 import { DatabaseSync, type StatementSync } from "node:sqlite";
-import { createHash, randomBytes } from "node:crypto";
 import type { Message } from "../types.ts";
+import { sha256Hex } from "./sha256.ts";
 import {
   insightOf,
   json,
@@ -43,7 +43,13 @@ import type {
 } from "./store_types.ts";
 
 function hashToken(token: string): string {
-  return createHash("sha256").update(token).digest("hex");
+  return sha256Hex(token);
+}
+
+/** 24 random bytes in base64url, no padding (32 characters). */
+function randomToken(): string {
+  const bytes = crypto.getRandomValues(new Uint8Array(24));
+  return btoa(String.fromCharCode(...bytes)).replaceAll("+", "-").replaceAll("/", "_");
 }
 
 /** The relay's database. */
@@ -120,7 +126,7 @@ export class RelayStore {
 
   /** Issues a new random token valid for `ttlMs`. */
   issueToken(ttlMs: number): { token: string; expiresAt: number } {
-    const token = `drt_${randomBytes(24).toString("base64url")}`;
+    const token = `drt_${randomToken()}`;
     const expiresAt = this.#now() + ttlMs;
     this.#sql("INSERT INTO tokens (hash, expires_at, issued_at, root) VALUES (?, ?, ?, 0)")
       .run(hashToken(token), expiresAt, this.#now());

@@ -23,3 +23,4 @@ export {
 } from "./no_follow.ts";
 export { dirname, fromFileUrl, isAbsolute, join, normalize, resolve } from "./path.ts";
 export { importLazily } from "./import_lazily.ts";
+export { APP_URL, appDir } from "./app_dir.ts";

@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
 import { HELP } from "../../src/cli/help.ts";
 import { buildCommit, headCommit } from "../../src/cli/build_info.ts";
+import { freshBundle } from "../../src/bundle/mod.ts";
 import { ENV_VARS, RUN_FLAGS } from "../../src/config/mod.ts";
 import { withHome } from "../support/home.ts";
 import { runCli } from "./cli_process.ts";
@@ -47,6 +48,8 @@ Deno.test("version: the version, the commit (from the repository) and Deno's ver
   const git = await new Deno.Command("git", { args: ["rev-parse", "HEAD"], cwd: ROOT }).output();
   const head = new TextDecoder().decode(git.stdout).trim();
   assert.equal(buildCommit(ROOT), head);
+  // From the bundle (after `deno task build`, as in CI) the line says so.
+  const bundled = freshBundle(ROOT) ? ", bundled" : "";
   for (const flag of ["--version", "version", "-V"]) {
     const out = await runCli([flag], {});
     assert.equal(out.code, 0);
@@ -54,7 +57,7 @@ Deno.test("version: the version, the commit (from the repository) and Deno's ver
       out.stdout,
       `agent-relay-runner ${config.version} (commit ${
         head.slice(0, 12)
-      }, deno ${Deno.version.deno})\n`,
+      }, deno ${Deno.version.deno}${bundled})\n`,
     );
   }
 });

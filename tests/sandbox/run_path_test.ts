@@ -26,6 +26,11 @@ for (const dashes of [["--"], []]) {
     const output = outputOf(child);
     const info = join(home.path, "state", "t", "runner-info.json");
     await waitFor("the runner-info file", () => readJson(info));
+    // The start line follows the provider's start, which comes after the runner-info file.
+    const log = join(home.path, "logs", "session-mirror-t.log");
+    await waitFor("the provider's start", async () => {
+      return (await Deno.readTextFile(log).catch(() => "")).includes("command started (pid");
+    });
     child.kill("SIGTERM");
     const out = await output;
     assert.equal(out.code, 0, out.stderr);

@@ -33,6 +33,8 @@ export interface RunnerOptions {
   extraArgs?: string[];
   /** More environment; `AGENT_RELAY_TOKEN` defaults to the relay's token. */
   env?: Record<string, string>;
+  /** Another copy of the program's main.ts (default this one). */
+  script?: string;
 }
 
 /** What `GET /status` shows (the fields the tests read). */
@@ -103,6 +105,7 @@ export function startRunner(
   ];
   const child = spawnSandboxed(args, {
     env: { AGENT_RELAY_HOME: options.home, AGENT_RELAY_TOKEN: relay.token, ...options.env },
+    ...(options.script ? { script: options.script } : {}),
   });
   const decoder = new TextDecoder();
   const output = child.output().then((o) => ({

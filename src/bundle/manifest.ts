@@ -4,11 +4,11 @@
  *
  * `deno task build` writes the bundle, `dist/bundle/` (one module per entry: src/entry/mod.ts),
  * and then `dist/bundle/manifest.json`: the size, modification time and change time of every
- * file it was built from, and of each bundled module. At each start main.ts asks {@linkcode freshBundle}
+ * file it was built from, and of each entry module. At each start main.ts asks {@linkcode freshBundle}
  * whether every one of those files is unchanged. An edit, a checkout, a deleted file, a changed
  * or missing bundle, or an unreadable manifest makes the answer no, and the program loads from
  * its source files instead: a stale bundle never runs. The check only reads file metadata
- * (about 200 `stat` calls, a millisecond or two).
+ * (about 170 `stat` calls: 2 to 3 ms, and 0.5 MiB of garbage, in a start).
  *
  * This module imports nothing: main.ts loads it before it knows which program to load.
  *
@@ -28,7 +28,7 @@ export type Stamp = [path: string, size: number, mtimeMs: number, ctimeMs: numbe
 /** What `dist/bundle/manifest.json` holds. */
 export interface Manifest {
   format: typeof MANIFEST_FORMAT;
-  /** Every source file the bundle was built from, then each bundled module. */
+  /** Every source file the bundle was built from, then each entry module of the bundle. */
   files: Stamp[];
 }
 

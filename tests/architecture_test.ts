@@ -148,3 +148,11 @@ Deno.test("architecture: the program's source is printable ASCII (V8 keeps other
   );
   assertEquals(found, []);
 });
+
+Deno.test("architecture: the bench runs its in-process parts with the program's V8 flags", () => {
+  // The drain and hook figures are measured in the bench's own process: they must be what the
+  // program's flags (deno.json's start task) give.
+  const tasks = JSON.parse(Deno.readTextFileSync(join(ROOT, "deno.json"))).tasks;
+  const v8 = (task: string) => /--v8-flags=\S+/.exec(task)?.[0];
+  assertEquals(v8(tasks.bench), v8(tasks.start));
+});

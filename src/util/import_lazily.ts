@@ -9,6 +9,10 @@
  * runs. Two things follow (docs/sandbox.md, docs/performance.md): the sandbox's Worker needs read
  * access to the program's modules, and `deno compile` embeds them by `--include src`.
  *
+ * Write each call as `importLazily<typeof import("./x.ts")>("./x.ts", import.meta.url)`, the
+ * module named literally: `deno task build` (scripts/bundle.ts) turns exactly that form into a
+ * literal `import()` for the bundle, and refuses any other.
+ *
  * @module
  */
 

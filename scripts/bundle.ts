@@ -46,7 +46,7 @@ import {
   type Stamp,
   stampOf,
 } from "../src/bundle/mod.ts";
-import { WORKER_ENTRIES } from "../src/entry/mod.ts";
+import { ENTRY_NAMES, WORKER_ENTRIES } from "../src/entry/mod.ts";
 
 /** The project root (where deno.json is). */
 const APP_DIR = resolve(import.meta.dirname ?? ".", "..");
@@ -163,7 +163,7 @@ export async function buildBundle(options: BuildOptions = {}): Promise<string> {
   }
   // The entry modules are stamped too (a start checks every stamp: the chunks are left out, as
   // each stat costs a start time and memory; docs/performance.md).
-  const entries = ["launcher", ...Object.values(WORKER_ENTRIES)].map((name) => `${name}.js`);
+  const entries = ENTRY_NAMES.map((name) => `${name}.js`);
   const manifest: Manifest = {
     format: MANIFEST_FORMAT,
     files: [...stamps, ...entries.map((name) => stampOf(root, `${BUNDLE_DIR}/${name}`))],

@@ -1,7 +1,7 @@
 /**
  * The launcher's one fixed flag set, and `deno task compile`.
  *
- * The program sandboxes itself (main.ts, src/sandbox, docs/sandbox.md): the launcher holds one
+ * The program sandboxes itself (src/entry/, src/sandbox/, docs/sandbox.md): the launcher holds one
  * host-independent set of Deno flags, written once in deno.json's `start` task, and runs each
  * command in a Worker narrowed at run time to exactly that run's dirs. So `deno task start`, the
  * tests ({@linkcode sandboxedRunArgs}) and the compiled binary all take the same path, and one

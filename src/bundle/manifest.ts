@@ -4,8 +4,8 @@
  *
  * `deno task build` writes the bundle, `dist/bundle/` (one module per entry: src/entry/mod.ts),
  * and then `dist/bundle/manifest.json`: the size, modification time and change time of every
- * file it was built from, and of each entry module. At each start main.ts asks {@linkcode freshBundle}
- * whether every one of those files is unchanged. An edit, a checkout, a deleted file, a changed
+ * file it was built from, and of each entry module. At each start main.ts asks
+ * {@linkcode freshBundle} whether every one of those files is unchanged. An edit, a checkout, a deleted file, a changed
  * or missing bundle, or an unreadable manifest makes the answer no, and the program loads from
  * its source files instead: a stale bundle never runs. The check only reads file metadata
  * (about 170 `stat` calls: 2 to 3 ms, and 0.5 MiB of garbage, in a start).
@@ -15,7 +15,7 @@
  * @module
  */
 
-/** The bundle's folder, relative to the program's root (two folders deep, as src/util/app_dir.ts needs). */
+/** The bundle's folder, relative to the program's root (two deep, as src/util/app_dir.ts needs). */
 export const BUNDLE_DIR = "dist/bundle";
 /** The manifest, relative to the program's root. */
 export const MANIFEST_FILE = `${BUNDLE_DIR}/manifest.json`;

@@ -2,9 +2,9 @@
  * `agent-relay-runner run`: resolves the configuration, prepares dirs and logging, then runs the
  * runner until it stops. Returns the exit code of contracts section 1.
  *
- * Under the launcher (main.ts) this runs in the sandbox's Worker: the launcher has resolved the
- * configuration and prepared the dirs already, relays signals as `stop` messages and handles a
- * second signal itself. Called directly (tests, embedding), it does all of that in-process.
+ * Under the launcher (src/entry/launcher.ts) this runs in the sandbox's Worker: the launcher has
+ * resolved the configuration and prepared the dirs already, relays signals as `stop` messages
+ * and handles a second signal itself. Called directly (tests, embedding), it does all of that in-process.
  *
  * Every non-zero exit prints one line on stderr saying why; a start prints one line too:
  * version, agent id, control port, log file, info file.

@@ -26,7 +26,7 @@
  *      loads at once, and what it imports lazily (the outbox's files, the CLI for `help`,
  *      `version`, `status` and `attach`) is a separate module (`chunk-*.js`, `status-*.js`...)
  *      loaded when the import runs;
- * 5. replaces the old bundle with the new modules and writes the manifest, last.
+ * 5. swaps the new modules in for the old bundle and writes the manifest, last.
  *
  * Every module is in `dist/bundle/`, two folders below the program's root like the source's
  * `src/util/app_dir.ts`, so code bundled from it names the same root.
@@ -155,22 +155,33 @@ export async function buildBundle(options: BuildOptions = {}): Promise<string> {
     await denoBundle(copy, out, ["launcher"], true);
     await denoBundle(copy, out, Object.values(WORKER_ENTRIES), false);
     modules = [...Deno.readDirSync(out)].map((entry) => entry.name).sort();
-    removeIfPresent(bundleDir, { recursive: true });
-    Deno.mkdirSync(bundleDir, { recursive: true });
-    for (const name of modules) Deno.copyFileSync(join(out, name), join(bundleDir, name));
+    // Built beside the bundle, then swapped in by two renames: a start never meets a half-copied
+    // folder (and since the manifest went first, no start takes the bundle meanwhile).
+    const next = `${bundleDir}.new`;
+    const previous = `${bundleDir}.old`;
+    removeIfPresent(next, { recursive: true });
+    removeIfPresent(previous, { recursive: true });
+    Deno.mkdirSync(next, { recursive: true });
+    for (const name of modules) Deno.copyFileSync(join(out, name), join(next, name));
+    try {
+      Deno.renameSync(bundleDir, previous);
+    } catch (error) {
+      if (!(error instanceof Deno.errors.NotFound)) throw error;
+    }
+    Deno.renameSync(next, bundleDir);
+    removeIfPresent(previous, { recursive: true });
   } finally {
     Deno.removeSync(copy, { recursive: true });
   }
-  // The entry modules are stamped too (a start checks every stamp: the chunks are left out, as
-  // each stat costs a start time and memory; docs/performance.md).
-  const entries = ENTRY_NAMES.map((name) => `${name}.js`);
+  // Every module is stamped: a start checks that each one it may load is the one built.
   const manifest: Manifest = {
     format: MANIFEST_FORMAT,
-    files: [...stamps, ...entries.map((name) => stampOf(root, `${BUNDLE_DIR}/${name}`))],
+    files: [...stamps, ...modules.map((name) => stampOf(root, `${BUNDLE_DIR}/${name}`))],
   };
   const partial = join(root, `${MANIFEST_FILE}.new`);
   Deno.writeTextFileSync(partial, `${JSON.stringify(manifest)}\n`);
   Deno.renameSync(partial, join(root, MANIFEST_FILE));
+  const entries = ENTRY_NAMES.map((name) => `${name}.js`);
   const kib = (name: string) => Math.round(Deno.statSync(join(bundleDir, name)).size / 1024);
   options.log?.(
     `bundled ${files.filter((f) => f.endsWith(".ts")).length} source modules into ` +

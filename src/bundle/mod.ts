@@ -10,6 +10,7 @@
 export {
   BUNDLE_DIR,
   freshBundle,
+  isBundledModule,
   type Manifest,
   MANIFEST_FILE,
   MANIFEST_FORMAT,

@@ -10,9 +10,9 @@
  *
  * @module
  */
-import { appDir, join } from "../util/mod.ts";
+import { APP_URL, appDir, join } from "../util/mod.ts";
 import { VERSION } from "../version.ts";
-import { BUNDLE_DIR } from "../bundle/mod.ts";
+import { isBundledModule } from "../bundle/mod.ts";
 
 /** The build's identity. */
 export interface BuildInfo {
@@ -73,7 +73,7 @@ export function buildInfo(): BuildInfo {
     version: VERSION,
     commit: buildCommit(),
     deno: Deno.version.deno,
-    bundled: new URL(import.meta.url).pathname.includes(`/${BUNDLE_DIR}/`),
+    bundled: isBundledModule(import.meta.url, APP_URL),
   };
 }
 

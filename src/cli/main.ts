@@ -63,10 +63,10 @@ export function printUsageError(error: UsageError): number {
 export async function runGuarded(
   command: Command,
   args: string[],
-  env: Record<string, string | undefined>,
+  options: { env: Record<string, string | undefined> },
 ): Promise<number> {
   try {
-    return await command(args, env);
+    return await command(args, options.env);
   } catch (error) {
     return failed(error);
   }

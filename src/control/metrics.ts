@@ -7,7 +7,12 @@
  */
 import { AGENT_STATUSES } from "../types.ts";
 import { VERSION } from "../version.ts";
+import { isBundledModule } from "../bundle/mod.ts";
+import { APP_URL } from "../util/mod.ts";
 import type { ControlCallbacks, MetricSample } from "./callbacks.ts";
+
+/** Whether this code runs from the program's bundle (`deno task build`), not its source files. */
+const BUNDLED = isBundledModule(import.meta.url, APP_URL);
 
 /** The histogram's upper bounds, in seconds (`+Inf` is implied). */
 export const HISTOGRAM_BUCKETS = [
@@ -150,8 +155,11 @@ export function renderMetrics(
   );
   out.metric(
     PREFIX + "build_info",
-    gauge("The runner's version and the Deno version it runs on (always 1)."),
-    [[{ version: VERSION, deno: Deno.version.deno }, 1]],
+    gauge(
+      "The runner's version, the Deno version it runs on, and whether it runs from the " +
+        "bundle (always 1).",
+    ),
+    [[{ version: VERSION, deno: Deno.version.deno, bundled: String(BUNDLED) }, 1]],
   );
   const m = callbacks.metrics?.();
   if (m) {

@@ -4,8 +4,8 @@
  * The relay's store checks a token inside synchronous request handlers, where Web Crypto's
  * `digest` (a promise) does not fit. `node:crypto` would: but the program's bundle
  * (docs/performance.md) hoists a module's `node:` imports to its top, so every isolate that
- * loads the bundle (every runner start) would load Deno's Node layer for it. This is 60 lines
- * that only the relay runs, checked against Web Crypto in tests/relay/sha256_test.ts.
+ * loads the bundle (every runner start) would load Deno's Node layer for it. This is a
+ * short function (and its constants) that only the relay runs, checked against Web Crypto in tests/relay/sha256_test.ts.
  *
  * @module
  */

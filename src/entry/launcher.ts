@@ -154,6 +154,6 @@ export async function launcher(argv: string[], options: LauncherOptions): Promis
   if (planned === -1) return await runHere(args, env);
   if (typeof planned === "number") return planned;
   const command = args[0];
-  if (!isWorkerCommand(command)) throw new Error(`no Worker entry for the command "${command}"`);
+  if (!isWorkerCommand(command)) throw new Error(`No Worker entry for the command "${command}"`);
   return await launch(options.workers[command], planned);
 }

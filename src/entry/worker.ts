@@ -9,5 +9,5 @@ import { serveWorker } from "../sandbox/mod.ts";
 
 /** Serves `command` in this Worker: its arguments are the start message's, after the name. */
 export function serveCommand(command: Command): void {
-  serveWorker((start) => runGuarded(command, start.args.slice(1), readEnv()));
+  serveWorker((start) => runGuarded(command, start.args.slice(1), { env: readEnv() }));
 }

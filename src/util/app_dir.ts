@@ -1,8 +1,8 @@
 /**
  * Where the program's own files are: the folder holding deno.json, `hooks/`, `src/` and `.git`.
  *
- * It is two folders above this module. The program's bundle (`dist/bundle/program.js`,
- * src/bundle/) also sits two folders below that root, so this module, bundled into it, names the
+ * It is two folders above this module. The program's bundle (`dist/bundle/`, src/bundle/) also
+ * sits two folders below that root, so this module, bundled into it, names the
  * same folder. Every module that reads the program's own files starts from here, never from its
  * own `import.meta.url`, which in the bundle is the bundle's.
  *

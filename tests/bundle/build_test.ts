@@ -52,6 +52,29 @@ Deno.test("entries: the bundle has one module per entry, named as in the source"
   assert.deepEqual(ENTRY_NAMES, ["launcher", "run", "outbox", "send", "dev_relay"]);
 });
 
+/** Starts a run of `main`, reads its /metrics once it answers, stops it; returns the metrics. */
+async function runOnce(
+  relay: { url: string; token: string },
+  options: { home: string; main: string; agentId: string },
+): Promise<string> {
+  const runner = startRunner(relay, {
+    agentId: options.agentId,
+    home: options.home,
+    providerArgs: ["bash", "-c", "cat >/dev/null"],
+    script: options.main,
+  });
+  try {
+    const { port, secret } = await runner.control();
+    const response = await fetch(`http://127.0.0.1:${port}/metrics`, {
+      headers: { authorization: `Bearer ${secret}` },
+    });
+    assert.equal(response.status, 200);
+    return await response.text();
+  } finally {
+    assert.equal(await runner.stop(), 0, (await runner.output).stderr);
+  }
+}
+
 /** A copy of the program (what a start reads) in a temp dir. */
 function copyProgram(): string {
   const root = Deno.makeTempDirSync({ prefix: "bundle-build-" });
@@ -86,23 +109,30 @@ Deno.test({
       assert.equal(bad.code, 2);
       assert.match(bad.stderr, /unknown flag --bogus/);
 
-      // A whole run from the bundle: the runner answers on its control port, then stops cleanly.
-      const runner = startRunner(relay, {
-        agentId: "bundled",
-        home,
-        providerArgs: ["bash", "-c", "cat >/dev/null"],
-        script: main,
-      });
-      const status = await runner.status();
-      assert.equal(typeof status.status, "string");
-      assert.equal(await runner.stop(), 0, (await runner.output).stderr);
+      // A whole run from the bundle: its Worker says so in /metrics, and it stops cleanly.
+      assert.match(await runOnce(relay, { home, main, agentId: "bundled" }), /bundled="true"/);
 
-      // An edit makes the bundle stale: the same program runs from its source files.
+      // A module of the bundle gone: not fresh, so the source files run (never a crash).
+      const chunk = [...Deno.readDirSync(join(root, BUNDLE_DIR))].find((e) =>
+        e.name.startsWith("chunk-")
+      );
+      assert.ok(chunk, "the launcher has lazily loaded chunks");
+      Deno.removeSync(join(root, BUNDLE_DIR, chunk.name));
+      assert.equal(freshBundle(root), false);
+      await buildBundle({ root });
+      assert.equal(freshBundle(root), true);
+
+      // An edit makes the bundle stale: the same program runs from its source files, in the
+      // launcher and in the Worker.
       Deno.writeTextFileSync(join(root, "src", "version.ts"), "// edited\n", { append: true });
       assert.equal(freshBundle(root), false);
       const fromSource = await runSandboxed(["version"], { env, script: main });
       assert.equal(fromSource.code, 0, fromSource.stderr);
       assert.match(fromSource.stdout, /^agent-relay-runner \S+ \(commit \S+, deno \S+\)$/m);
+      const badFromSource = await runSandboxed(["send", "--bogus"], { env, script: main });
+      assert.equal(badFromSource.code, 2);
+      assert.match(badFromSource.stderr, /unknown flag --bogus/);
+      assert.match(await runOnce(relay, { home, main, agentId: "source" }), /bundled="false"/);
     } finally {
       await relay.close();
       Deno.removeSync(root, { recursive: true });

@@ -3,6 +3,7 @@ import { join } from "node:path";
 import {
   BUNDLE_DIR,
   freshBundle,
+  isBundledModule,
   type Manifest,
   MANIFEST_FILE,
   MANIFEST_FORMAT,
@@ -54,33 +55,51 @@ Deno.test(
 );
 
 Deno.test(
-  "freshBundle: a rewrite with the same size, or only a new time, makes it stale",
+  "freshBundle: a rewrite of the same size makes it stale (its modification time moves)",
+  withRoot(async (root) => {
+    const file = join(root, "src", "a.ts");
+    const before = Deno.statSync(file).mtime?.getTime();
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    Deno.writeTextFileSync(file, "export const b = 1;\n"); // the same length
+    assert.notEqual(Deno.statSync(file).mtime?.getTime(), before);
+    assert.equal(freshBundle(root), false);
+  }),
+);
+
+Deno.test(
+  "freshBundle: only a new modification time makes it stale",
   withRoot((root) => {
     const file = join(root, "src", "a.ts");
-    const before = Deno.statSync(file);
-    Deno.writeTextFileSync(file, "export const b = 1;\n"); // same length
-    const later = new Date((before.mtime?.getTime() ?? 0) + 5_000);
+    const later = new Date((Deno.statSync(file).mtime?.getTime() ?? 0) + 5_000);
     Deno.utimeSync(file, later, later);
     assert.equal(freshBundle(root), false);
   }),
 );
 
 Deno.test(
-  "freshBundle: a restored modification time does not hide a rewrite (the change time differs)",
+  "freshBundle: a copy that keeps sizes and times (cp -a, a Docker layer) stays fresh",
   withRoot(async (root) => {
-    const file = join(root, "src", "a.ts");
-    const before = Deno.statSync(file);
-    // Change times read with a second's resolution here: wait past it so the rewrite shows.
-    await new Promise((resolve) => setTimeout(resolve, 1_100));
-    Deno.writeTextFileSync(file, "export const b = 1;\n");
-    Deno.utimeSync(file, before.atime!, before.mtime!);
-    assert.equal(Deno.statSync(file).mtime?.getTime(), before.mtime?.getTime());
+    const copy = `${root}-copy`;
+    try {
+      const out = await new Deno.Command("cp", { args: ["-a", root, copy] }).output();
+      assert.equal(out.code, 0);
+      assert.equal(freshBundle(copy), true);
+    } finally {
+      Deno.removeSync(copy, { recursive: true });
+    }
+  }),
+);
+
+Deno.test(
+  "freshBundle: a deleted source file makes it stale",
+  withRoot((root) => {
+    Deno.removeSync(join(root, "src", "a.ts"));
     assert.equal(freshBundle(root), false);
   }),
 );
 
 Deno.test(
-  "freshBundle: a deleted source file or bundled module makes it stale",
+  "freshBundle: a deleted module of the bundle makes it stale",
   withRoot((root) => {
     Deno.removeSync(join(root, BUNDLE_DIR, "run.js"));
     assert.equal(freshBundle(root), false);
@@ -91,12 +110,12 @@ Deno.test(
   "freshBundle: no manifest, an unreadable one, or one of another format is not fresh",
   withRoot((root) => {
     const path = join(root, MANIFEST_FILE);
-    for (const text of ["", "not json", "null", "[]", '{"format":2,"files":[]}']) {
+    for (const text of ["", "not json", "null", "[]", '{"format":1,"files":[]}']) {
       Deno.writeTextFileSync(path, text);
       assert.equal(freshBundle(root), false, text);
     }
     const good = JSON.parse(JSON.stringify({ format: MANIFEST_FORMAT, files: [] }));
-    good.files.push(["src/a.ts", "12", 0, 0], [`${BUNDLE_DIR}/run.js`, 0, 0, 0]);
+    good.files.push(["src/a.ts", "12", 0], [`${BUNDLE_DIR}/run.js`, 0, 0]);
     Deno.writeTextFileSync(path, JSON.stringify(good));
     assert.equal(freshBundle(root), false, "a stamp with a string size");
     Deno.removeSync(path);
@@ -111,3 +130,10 @@ Deno.test(
     assert.equal(freshBundle(root), false);
   }),
 );
+
+Deno.test("isBundledModule: only a module inside the root's dist/bundle/ is bundled", () => {
+  const app = new URL("file:///srv/app/");
+  assert.equal(isBundledModule("file:///srv/app/dist/bundle/run.js", app), true);
+  assert.equal(isBundledModule("file:///srv/app/src/cli/build_info.ts", app), false);
+  assert.equal(isBundledModule("file:///home/x/dist/bundle/app/src/cli/main.ts", app), false);
+});

@@ -89,7 +89,7 @@ Deno.test("GET /metrics: bus connected, the agent status and the build info", as
     new RegExp(
       `^agent_relay_runner_build_info\\{version="${VERSION.replace(/\./g, "\\.")}",deno="${
         Deno.version.deno.replace(/\./g, "\\.")
-      }"\\} 1$`,
+      }",bundled="false"\\} 1$`,
       "m",
     ),
   );

@@ -124,9 +124,10 @@ export function sendGrants(): Grants {
 }
 
 /**
- * `grants` with read access to the program's modules (`modules`: its `src/` and the `deno.json`
- * the version comes from), which the Worker loads when its command runs, not at start
- * (src/util/import_lazily.ts). A module path a read grant already covers is not added again.
+ * `grants` with read access to the program's modules (`modules`: its `src/`, the `deno.json`
+ * the version comes from, and the bundle's folder), which the Worker loads after it starts (its
+ * command's adapter or modules: src/util/import_lazily.ts). A module path a read grant already
+ * covers is not added again.
  */
 export function withProgramModules(grants: Grants, modules: string[]): Grants {
   const covers = (grant: string, path: string) => path === grant || path.startsWith(`${grant}/`);

@@ -5,5 +5,5 @@
  *
  * @module
  */
-export { lockPathFor, OUTBOX_FILE, outboxFiles, outboxPath } from "../path.ts";
+export { outboxFiles, outboxPath } from "../path.ts";
 export { prepareOutboxFile } from "../create.ts";
